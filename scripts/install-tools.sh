@@ -1,0 +1,70 @@
+#!/bin/bash
+# Installs every external tool netboot's tests, benchmarks and demo use, from Debian packages.
+# Run as root on Debian 12. Safe to run again: it only adds what is missing.
+#
+# Two traps handled here:
+# - atftpd and tftpd-hpa conflict as packages; tftpd-hpa is installed normally and atftpd's
+#   binary is unpacked (not installed) into $PEERS_DIR, where the tests look for it.
+# - qemu-system-x86 from Debian must not downgrade a newer qemu-utils already on the machine,
+#   so nothing here asks for a qemu-utils version; apt keeps the installed one.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PEERS_DIR=${NETBOOT_PEERS_DIR:-/opt/netboot-peers}
+
+# Packages whose maintainer scripts would start a daemon (kea, tftpd-hpa) must not start one
+# here: tests start their own instances inside namespaces.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  made_policy=1
+fi
+cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  iproute2 procps psmisc curl ca-certificates \
+  tftp-hpa atftp tftpd-hpa \
+  busybox-static udhcpc isc-dhcp-client \
+  nbdkit libnbd-bin nbd-client python3-libnbd python3-scapy \
+  kea-dhcp4-server kea-admin dnsmasq-base \
+  qemu-system-x86 ovmf ipxe-qemu \
+  squashfs-tools cpio kmod
+
+if ! command -v qemu-img >/dev/null || ! command -v qemu-io >/dev/null; then
+  apt-get install -y -q --no-install-recommends qemu-utils
+fi
+
+# atftpd, unpacked beside the installed tftpd-hpa.
+if [ ! -x "$PEERS_DIR/atftpd/usr/sbin/atftpd" ]; then
+  tmp=$(mktemp -d)
+  chmod 0755 "$tmp"
+  (cd "$tmp" && apt-get download -q atftpd)
+  mkdir -p "$PEERS_DIR/atftpd"
+  dpkg-deb -x "$tmp"/atftpd_*.deb "$PEERS_DIR/atftpd"
+  rm -rf "$tmp"
+fi
+mkdir -p "$PEERS_DIR/bin"
+ln -sf "$PEERS_DIR/atftpd/usr/sbin/atftpd" "$PEERS_DIR/bin/atftpd"
+
+missing=0
+check() {
+  if command -v "$1" >/dev/null 2>&1 || [ -x "$PEERS_DIR/bin/$1" ]; then
+    printf '  %-20s %s\n' "$1" "$(command -v "$1" || echo "$PEERS_DIR/bin/$1")"
+  else
+    printf '  %-20s MISSING\n' "$1"; missing=1
+  fi
+}
+echo "netboot tools:"
+for t in ip tftp atftp curl busybox udhcpc dhclient nbdkit nbdinfo nbdcopy nbdsh nbd-client \
+         qemu-img qemu-io qemu-system-x86_64 perfdhcp kea-dhcp4 dnsmasq in.tftpd atftpd \
+         mksquashfs cpio; do
+  check "$t"
+done
+for f in /usr/share/OVMF/OVMF_CODE.fd /usr/lib/ipxe/qemu/efi-virtio.rom; do
+  if [ -e "$f" ]; then printf '  %-20s %s\n' "$(basename "$f")" "$f"; else printf '  %-20s MISSING\n' "$f"; missing=1; fi
+done
+if ! /usr/bin/python3 -c 'import nbd' 2>/dev/null; then echo "  python3-libnbd       MISSING (import nbd in /usr/bin/python3)"; missing=1; fi
+exit "$missing"
