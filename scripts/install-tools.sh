@@ -23,31 +23,38 @@ fi
 cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
-apt-get update -q
-apt-get install -y -q --no-install-recommends \
-  iproute2 procps psmisc curl ca-certificates \
-  tftp-hpa atftp tftpd-hpa \
-  busybox-static udhcpc isc-dhcp-client \
-  nbdkit libnbd-bin nbd-client python3-libnbd python3-scapy \
-  kea-dhcp4-server kea-admin dnsmasq-base \
-  qemu-system-x86 ovmf ipxe-qemu \
+PACKAGES=(
+  iproute2 procps psmisc curl ca-certificates
+  tftp-hpa atftp tftpd-hpa
+  busybox-static udhcpc isc-dhcp-client
+  nbdkit libnbd-bin nbd-client python3-libnbd python3-scapy
+  kea-dhcp4-server kea-admin dnsmasq-base
+  qemu-system-x86 ovmf ipxe-qemu
   squashfs-tools cpio kmod
+)
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
 
 if ! command -v qemu-img >/dev/null || ! command -v qemu-io >/dev/null; then
   apt-get install -y -q --no-install-recommends qemu-utils
 fi
 
 # atftpd, unpacked beside the installed tftpd-hpa.
-if [ ! -x "$PEERS_DIR/atftpd/usr/sbin/atftpd" ]; then
+if [ ! -x "$PEERS_DIR/atftpd/usr/sbin/atftpd" ] || [ ! -e "$PEERS_DIR/atftpd.deb" ]; then
   tmp=$(mktemp -d)
   chmod 0755 "$tmp"
   (cd "$tmp" && apt-get download -q atftpd)
   mkdir -p "$PEERS_DIR/atftpd"
   dpkg-deb -x "$tmp"/atftpd_*.deb "$PEERS_DIR/atftpd"
+  cp "$tmp"/atftpd_*.deb "$PEERS_DIR/atftpd.deb"
   rm -rf "$tmp"
 fi
 mkdir -p "$PEERS_DIR/bin"
 ln -sf "$PEERS_DIR/atftpd/usr/sbin/atftpd" "$PEERS_DIR/bin/atftpd"
+
+echo "netboot packages:"
+dpkg-query -W -f='  ${Package} ${Version}\n' "${PACKAGES[@]}" qemu-utils
+printf '  atftpd %s (unpacked in %s)\n' "$(dpkg-deb -f "$PEERS_DIR/atftpd.deb" Version 2>/dev/null || echo '?')" "$PEERS_DIR/atftpd"
 
 missing=0
 check() {
