@@ -31,6 +31,7 @@ PACKAGES=(
   kea-dhcp4-server kea-admin dnsmasq-base
   qemu-system-x86 ovmf ipxe-qemu
   squashfs-tools cpio kmod
+  libpcre2-8-0 libwrap0   # atftpd's libraries (atftpd itself is unpacked below)
 )
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
