@@ -1,0 +1,918 @@
+//! The sans-IO DHCP server engine: a received datagram and the time go in, a reply (bytes and
+//! where RFC 2131 §4.1 says to send them) and the lease change to make durable come out.
+//!
+//! Time is whole seconds since the Unix epoch, passed by the caller: leases must survive a
+//! restart, and a test can run a day of lease expiries in microseconds.
+
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::lease::{ClientKey, Lease, LeaseState, Slot, Table};
+use crate::pxe::{USE_BOOTFILE, VendorOptions};
+use crate::wire::{
+    Addrs, DEFAULT_MAX_MESSAGE, FLAG_BROADCAST, IpxeFeatures, LeaseTime, MessageType, Op, Options,
+    Packet, Repr, is_ipxe_user_class,
+};
+
+/// Server UDP port.
+pub const SERVER_PORT: u16 = 67;
+/// Client UDP port.
+pub const CLIENT_PORT: u16 = 68;
+/// PXE boot server discovery port (proxyDHCP second stage).
+pub const PXE_PORT: u16 = 4011;
+
+/// One subnet the server hands out addresses on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// Network address.
+    pub network: Ipv4Addr,
+    /// Prefix length (0–32).
+    pub prefix_len: u8,
+    /// First and last address of the dynamic pool (inclusive); `None` = reservations only.
+    pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Option 3.
+    pub routers: Vec<Ipv4Addr>,
+    /// Option 6.
+    pub dns_servers: Vec<Ipv4Addr>,
+    /// Option 15.
+    pub domain_name: Option<String>,
+    /// Option 51.
+    pub lease_time: LeaseTime,
+    /// `siaddr` for this subnet (defaults to the server's own address).
+    pub next_server: Option<Ipv4Addr>,
+}
+
+impl Subnet {
+    /// The netmask.
+    pub fn mask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(
+            u32::MAX
+                .checked_shl(32 - u32::from(self.prefix_len.min(32)))
+                .unwrap_or(0),
+        )
+    }
+    /// Whether `a` is on this subnet.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let m = u32::from(self.mask());
+        u32::from(a) & m == u32::from(self.network) & m
+    }
+    fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !u32::from(self.mask()))
+    }
+    fn in_pool(&self, a: Ipv4Addr) -> bool {
+        self.pool
+            .is_some_and(|(lo, hi)| (u32::from(lo)..=u32::from(hi)).contains(&u32::from(a)))
+    }
+}
+
+/// A static reservation by hardware address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The hardware address (6 bytes for Ethernet).
+    pub hw_addr: Vec<u8>,
+    /// Fixed address (must lie in a subnet); `None` = dynamic address, host options only.
+    pub ip: Option<Ipv4Addr>,
+    /// Option 12.
+    pub hostname: Option<String>,
+    /// Boot file for this machine, overriding the architecture rules (not iPXE's script).
+    pub boot_file: Option<String>,
+    /// `siaddr` for this machine.
+    pub next_server: Option<Ipv4Addr>,
+}
+
+/// A boot rule: the first rule whose conditions all hold picks the boot file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootRule {
+    /// Option 93 values that match (any of the client's list); empty = any.
+    pub arch: Vec<u16>,
+    /// Option 60 prefix that must match; `None` = any.
+    pub vendor_class: Option<String>,
+    /// Boot file or, for UEFI HTTP boot, a URL.
+    pub file: String,
+    /// `siaddr` for this rule.
+    pub next_server: Option<Ipv4Addr>,
+}
+
+/// How boot files are chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootPolicy {
+    /// Rules in order.
+    pub rules: Vec<BootRule>,
+    /// Boot file when no rule matches (BIOS in practice); `None` = send none.
+    pub default_file: Option<String>,
+    /// What iPXE (option 77 `iPXE`, or option 175) gets instead of the firmware's file, so
+    /// that iPXE loaded by the ROM does not load iPXE again.
+    pub ipxe_script: Option<String>,
+    /// Send 175.176 = 1 to iPXE so it does not wait ~3 s for ProxyDHCP offers.
+    pub ipxe_no_pxedhcp: bool,
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Subnets served.
+    pub subnets: Vec<Subnet>,
+    /// Reservations.
+    pub hosts: Vec<Host>,
+    /// Boot file choice.
+    pub boot: BootPolicy,
+    /// NAK requests for addresses we know to be wrong (RFC 2131 §4.3.2); silent otherwise.
+    pub authoritative: bool,
+    /// Answer a DISCOVER carrying option 80 with an ACK (RFC 4039).
+    pub rapid_commit: bool,
+    /// Key leases on option 61 when present instead of the hardware address.
+    pub match_client_id: bool,
+    /// How long an offered address stays reserved for its client, seconds.
+    pub offer_hold: u32,
+    /// How long a declined address is kept out of the pool, seconds.
+    pub decline_probation: u32,
+    /// proxyDHCP: give PXE clients boot information only, never addresses; the address comes
+    /// from another DHCP server on the link.
+    pub proxy: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            subnets: Vec::new(),
+            hosts: Vec::new(),
+            boot: BootPolicy {
+                ipxe_no_pxedhcp: true,
+                ..Default::default()
+            },
+            authoritative: true,
+            rapid_commit: false,
+            match_client_id: false,
+            offer_hold: 30,
+            decline_probation: 600,
+            proxy: false,
+        }
+    }
+}
+
+/// A datagram handed to the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The UDP payload.
+    pub data: &'a [u8],
+    /// The sender.
+    pub src: SocketAddrV4,
+    /// Our address on the interface it arrived on (becomes option 54 and picks the subnet
+    /// of unrelayed clients).
+    pub local_addr: Ipv4Addr,
+    /// The local port it arrived on: 67, or 4011 for PXE boot server requests.
+    pub local_port: u16,
+}
+
+/// Where a reply goes (RFC 2131 §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// To a relay (giaddr:67) or to a configured client (ciaddr:68).
+    Unicast(SocketAddrV4),
+    /// 255.255.255.255:68 on the arrival interface.
+    Broadcast,
+    /// Unicast to a client that has no address yet: IP `ip`, hardware address `hw`. A driver
+    /// that cannot seed ARP or send raw frames may broadcast instead (RFC 2131 §4.1 allows it).
+    Hardware {
+        /// yiaddr.
+        ip: Ipv4Addr,
+        /// chaddr\[..hlen\].
+        hw: [u8; 16],
+        /// hlen.
+        hlen: u8,
+    },
+}
+
+/// What happened to a lease, for the driver's log line and its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// Newly bound or rebound.
+    Bound,
+    /// Extended by a renewing or rebinding client.
+    Renewed,
+    /// Released by the client.
+    Released,
+    /// Declined by the client.
+    Declined,
+}
+
+/// The engine's answer to one datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The reply and its destination.
+    pub reply: Option<(Vec<u8>, Destination, MessageType)>,
+    /// A lease change that must be durable before the reply is sent.
+    pub lease: Option<(LeaseEvent, Lease)>,
+    /// The address offered or acknowledged (for logs), and the boot file given.
+    pub detail: Option<(Ipv4Addr, Option<String>)>,
+    /// Why nothing was sent, when that is worth logging.
+    pub dropped: Option<&'static str>,
+}
+
+impl Output {
+    fn drop(reason: &'static str) -> Self {
+        Output {
+            reply: None,
+            lease: None,
+            detail: None,
+            dropped: Some(reason),
+        }
+    }
+}
+
+/// The DHCP server state machine.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    table: Table,
+}
+
+struct Boot<'c> {
+    file: Option<Cow<'c, str>>,
+    next_server: Option<Ipv4Addr>,
+    http: bool,
+    ipxe: bool,
+}
+
+impl Server {
+    /// A server with no leases.
+    pub fn new(config: Config) -> Self {
+        Server {
+            config,
+            table: Table::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Loads a lease from a store at start-up (later records win).
+    pub fn restore(&mut self, lease: &Lease) {
+        self.table.restore(lease);
+    }
+
+    /// Every durable lease, for compaction and inspection.
+    pub fn leases(&self) -> impl Iterator<Item = Lease> + '_ {
+        self.table
+            .by_ip
+            .iter()
+            .filter_map(|(ip, (client, slot))| match slot {
+                Slot::Durable(state) => Some(Lease {
+                    ip: *ip,
+                    client: client.clone(),
+                    state: *state,
+                }),
+                Slot::Offered { .. } => None,
+            })
+    }
+
+    /// The address a client is bound to at `now`, if any.
+    pub fn bound_address(&self, client: &ClientKey, now: u64) -> Option<Ipv4Addr> {
+        let ip = *self.table.by_client.get(client)?;
+        match self.table.by_ip.get(&ip)? {
+            (c, Slot::Durable(s @ LeaseState::Bound { .. }))
+                if c == client && Slot::Durable(*s).active(now) =>
+            {
+                Some(ip)
+            }
+            _ => None,
+        }
+    }
+
+    /// Handles one datagram at time `now` (unix seconds).
+    pub fn handle(&mut self, now: u64, input: &Incoming<'_>) -> Output {
+        let Ok(packet) = Packet::new_checked(input.data) else {
+            return Output::drop("not a DHCP packet");
+        };
+        let Ok(req) = Repr::parse(&packet) else {
+            return Output::drop("malformed options");
+        };
+        if req.op != Op::Request || req.hlen == 0 {
+            return Output::drop("not a request");
+        }
+        let Some(mt) = req.options.message_type else {
+            return Output::drop("BOOTP without DHCP message type");
+        };
+        if self.config.proxy || input.local_port == PXE_PORT {
+            return self.handle_proxy(input, &req, mt);
+        }
+        let Some(subnet_ix) = self.select_subnet(input, &req) else {
+            return Output::drop("no subnet for this link");
+        };
+        let key = self.key(&req);
+        match mt {
+            MessageType::Discover => self.discover(now, input, &req, subnet_ix, key),
+            MessageType::Request => self.request(now, input, &req, subnet_ix, key),
+            MessageType::Decline => self.decline(now, input, &req, key),
+            MessageType::Release => self.release(input, &req, key),
+            MessageType::Inform => {
+                let out = self.reply(input, &req, subnet_ix, MessageType::Ack, None, None);
+                Output { lease: None, ..out }
+            }
+            _ => Output::drop("server message type from a client"),
+        }
+    }
+
+    fn key(&self, req: &Repr<'_>) -> ClientKey {
+        match &req.options.client_id {
+            Some(id) if self.config.match_client_id && !id.is_empty() => ClientKey::client_id(id),
+            _ => ClientKey::hardware(req.htype, req.hw_addr()),
+        }
+    }
+
+    /// RFC 2131 §4.3.1 / RFC 3011 / RFC 3527: the link is named by option 118, then relay
+    /// sub-option 5, then giaddr, then the arrival interface.
+    fn select_subnet(&self, input: &Incoming<'_>, req: &Repr<'_>) -> Option<usize> {
+        let link_selection = req.options.relay_agent.as_deref().and_then(|ra| {
+            crate::wire::RawOptions::new(ra)
+                .map_while(Result::ok)
+                .find(|(c, v)| *c == 5 && v.len() == 4)
+                .map(|(_, v)| Ipv4Addr::new(v[0], v[1], v[2], v[3]))
+        });
+        let link = req
+            .options
+            .subnet_selection
+            .or(link_selection)
+            .or((!req.giaddr.is_unspecified()).then_some(req.giaddr))
+            .unwrap_or(input.local_addr);
+        self.config.subnets.iter().position(|s| s.contains(link))
+    }
+
+    fn host(&self, req: &Repr<'_>) -> Option<&Host> {
+        self.config
+            .hosts
+            .iter()
+            .find(|h| h.hw_addr.as_slice() == req.hw_addr())
+    }
+
+    /// Picks the address for `key`: its reservation, its current address, the one it asks
+    /// for, then a free pool address starting at a hash of the key so the same client comes
+    /// back to the same address even after its lease was forgotten.
+    fn allocate(
+        &self,
+        now: u64,
+        req: &Repr<'_>,
+        subnet: &Subnet,
+        key: &ClientKey,
+    ) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.host(req).and_then(|h| h.ip) {
+            return subnet.contains(ip).then_some(ip);
+        }
+        let usable = |ip: Ipv4Addr, reclaim: bool| {
+            subnet.in_pool(ip)
+                && !self.reserved(ip)
+                && match self.table.by_ip.get(&ip) {
+                    None => true,
+                    Some((c, slot)) => {
+                        if c == key {
+                            !matches!(slot, Slot::Durable(LeaseState::Declined { .. }))
+                                || !slot.active(now)
+                        } else {
+                            reclaim && !slot.active(now)
+                        }
+                    }
+                }
+        };
+        if let Some(&ip) = self.table.by_client.get(key)
+            && usable(ip, false)
+        {
+            return Some(ip);
+        }
+        if let Some(ip) = req.options.requested_ip
+            && usable(ip, false)
+        {
+            return Some(ip);
+        }
+        let (lo, hi) = subnet.pool?;
+        let (lo, hi) = (u32::from(lo), u32::from(hi));
+        if hi < lo {
+            return None;
+        }
+        let size = u64::from(hi - lo) + 1;
+        let start = u64::from(key.stable_hash()) % size;
+        // Untouched addresses first, so expired leases keep their owners as long as possible.
+        for reclaim in [false, true] {
+            for i in 0..size {
+                let ip = Ipv4Addr::from(lo + ((start + i) % size) as u32);
+                if usable(ip, reclaim) {
+                    return Some(ip);
+                }
+            }
+        }
+        None
+    }
+
+    fn reserved(&self, ip: Ipv4Addr) -> bool {
+        self.config.hosts.iter().any(|h| h.ip == Some(ip))
+    }
+
+    fn discover(
+        &mut self,
+        now: u64,
+        input: &Incoming<'_>,
+        req: &Repr<'_>,
+        ix: usize,
+        key: ClientKey,
+    ) -> Output {
+        let subnet = &self.config.subnets[ix];
+        let Some(ip) = self.allocate(now, req, subnet, &key) else {
+            return Output::drop("no free address");
+        };
+        if self.config.rapid_commit && req.options.rapid_commit {
+            return self.bind(now, input, req, ix, key, ip, LeaseEvent::Bound);
+        }
+        let until = now + u64::from(self.config.offer_hold);
+        // Keep a bound lease's durable state: an OFFER to a bound client changes nothing.
+        let keep = matches!(
+            self.table.by_ip.get(&ip),
+            Some((c, Slot::Durable(LeaseState::Bound { .. }))) if *c == key
+        );
+        if !keep {
+            self.table.set(ip, &key, Slot::Offered { until });
+        }
+        self.reply(input, req, ix, MessageType::Offer, Some(ip), None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bind(
+        &mut self,
+        now: u64,
+        input: &Incoming<'_>,
+        req: &Repr<'_>,
+        ix: usize,
+        key: ClientKey,
+        ip: Ipv4Addr,
+        event: LeaseEvent,
+    ) -> Output {
+        let expires = match self.config.subnets[ix].lease_time {
+            LeaseTime::Infinite => None,
+            LeaseTime::Finite(s) => Some(now + u64::from(s)),
+        };
+        let state = LeaseState::Bound { expires };
+        self.table.set(ip, &key, Slot::Durable(state));
+        let lease = Lease {
+            ip,
+            client: key,
+            state,
+        };
+        self.reply(
+            input,
+            req,
+            ix,
+            MessageType::Ack,
+            Some(ip),
+            Some((event, lease)),
+        )
+    }
+
+    fn nak(&self, input: &Incoming<'_>, req: &Repr<'_>, why: &'static str) -> Output {
+        if !self.config.authoritative {
+            return Output::drop(why);
+        }
+        let reply = Repr {
+            op: Op::Reply,
+            htype: req.htype,
+            hlen: req.hlen,
+            xid: req.xid,
+            giaddr: req.giaddr,
+            flags: if req.giaddr.is_unspecified() {
+                req.flags
+            } else {
+                FLAG_BROADCAST
+            },
+            chaddr: req.chaddr,
+            options: Options {
+                message_type: Some(MessageType::Nak),
+                server_id: Some(input.local_addr),
+                message: Some(Cow::Borrowed(why.as_bytes())),
+                relay_agent: req.options.relay_agent.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // RFC 2131 §4.1: a NAK goes to the relay, else is broadcast.
+        let dest = if req.giaddr.is_unspecified() {
+            Destination::Broadcast
+        } else {
+            Destination::Unicast(SocketAddrV4::new(req.giaddr, SERVER_PORT))
+        };
+        let mut buf = vec![0u8; DEFAULT_MAX_MESSAGE];
+        match reply.emit(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Output {
+                    reply: Some((buf, dest, MessageType::Nak)),
+                    lease: None,
+                    detail: None,
+                    dropped: Some(why),
+                }
+            }
+            Err(_) => Output::drop("NAK does not fit"),
+        }
+    }
+
+    fn request(
+        &mut self,
+        now: u64,
+        input: &Incoming<'_>,
+        req: &Repr<'_>,
+        ix: usize,
+        key: ClientKey,
+    ) -> Output {
+        let subnet = &self.config.subnets[ix];
+        let mine = |ip: Ipv4Addr, table: &Table| match table.by_ip.get(&ip) {
+            Some((c, Slot::Durable(LeaseState::Declined { .. }))) if *c == key => false,
+            Some((c, _)) => *c == key,
+            None => false,
+        };
+        let owned_by_other = |ip: Ipv4Addr, table: &Table| {
+            table
+                .by_ip
+                .get(&ip)
+                .is_some_and(|(c, slot)| *c != key && slot.active(now))
+        };
+        if let Some(sid) = req.options.server_id {
+            // SELECTING: the client answers one OFFER; if not ours, forget our offer.
+            if sid != input.local_addr {
+                if let Some(&ip) = self.table.by_client.get(&key)
+                    && matches!(self.table.by_ip.get(&ip), Some((_, Slot::Offered { .. })))
+                {
+                    self.table.by_ip.remove(&ip);
+                    self.table.by_client.remove(&key);
+                }
+                return Output::drop("client chose another server");
+            }
+            let Some(ip) = req
+                .options
+                .requested_ip
+                .or(Some(req.ciaddr).filter(|a| !a.is_unspecified()))
+            else {
+                return self.nak(input, req, "no requested address");
+            };
+            if mine(ip, &self.table) && subnet.contains(ip) {
+                return self.bind(now, input, req, ix, key, ip, LeaseEvent::Bound);
+            }
+            return self.nak(input, req, "offer expired or not ours");
+        }
+        if req.ciaddr.is_unspecified() {
+            // INIT-REBOOT: the client verifies a remembered address.
+            let Some(ip) = req.options.requested_ip else {
+                return Output::drop("REQUEST without address");
+            };
+            if !subnet.contains(ip) {
+                return self.nak(input, req, "wrong network");
+            }
+            if mine(ip, &self.table) && !owned_by_other(ip, &self.table) {
+                return self.bind(now, input, req, ix, key, ip, LeaseEvent::Bound);
+            }
+            return self.nak(input, req, "address not leased to this client");
+        }
+        // RENEWING (unicast) or REBINDING (broadcast): extend the lease on ciaddr.
+        let ip = req.ciaddr;
+        if subnet.contains(ip) && mine(ip, &self.table) && !owned_by_other(ip, &self.table) {
+            return self.bind(now, input, req, ix, key, ip, LeaseEvent::Renewed);
+        }
+        self.nak(input, req, "no lease for ciaddr")
+    }
+
+    fn decline(
+        &mut self,
+        now: u64,
+        input: &Incoming<'_>,
+        req: &Repr<'_>,
+        key: ClientKey,
+    ) -> Output {
+        if req.options.server_id.is_some_and(|s| s != input.local_addr) {
+            return Output::drop("DECLINE for another server");
+        }
+        let Some(ip) = req.options.requested_ip else {
+            return Output::drop("DECLINE without address");
+        };
+        if self.table.by_ip.get(&ip).is_none_or(|(c, _)| *c != key) {
+            return Output::drop("DECLINE for an address not ours to this client");
+        }
+        let until = now + u64::from(self.config.decline_probation);
+        self.table.decline(ip, &key, until);
+        Output {
+            reply: None,
+            lease: Some((
+                LeaseEvent::Declined,
+                Lease {
+                    ip,
+                    client: key,
+                    state: LeaseState::Declined { until },
+                },
+            )),
+            detail: Some((ip, None)),
+            dropped: None,
+        }
+    }
+
+    fn release(&mut self, input: &Incoming<'_>, req: &Repr<'_>, key: ClientKey) -> Output {
+        if req.options.server_id.is_some_and(|s| s != input.local_addr) {
+            return Output::drop("RELEASE for another server");
+        }
+        let ip = req.ciaddr;
+        match self.table.by_ip.get(&ip) {
+            Some((c, Slot::Durable(LeaseState::Bound { .. }))) if *c == key => {}
+            _ => return Output::drop("RELEASE of an address not bound to this client"),
+        }
+        let state = LeaseState::Released;
+        self.table.set(ip, &key, Slot::Durable(state));
+        Output {
+            reply: None,
+            lease: Some((
+                LeaseEvent::Released,
+                Lease {
+                    ip,
+                    client: key,
+                    state,
+                },
+            )),
+            detail: Some((ip, None)),
+            dropped: None,
+        }
+    }
+
+    /// The boot file and next server for this client.
+    fn boot(&self, req: &Repr<'_>) -> Boot<'_> {
+        let o = &req.options;
+        let policy = &self.config.boot;
+        let ipxe = o.user_class.as_deref().is_some_and(is_ipxe_user_class) || o.ipxe.is_some();
+        let vendor = o.vendor_class.as_deref().unwrap_or(&[]);
+        let http = vendor.starts_with(b"HTTPClient");
+        let host = self.host(req);
+        let host_ns = host.and_then(|h| h.next_server);
+        if ipxe && let Some(script) = &policy.ipxe_script {
+            return Boot {
+                file: Some(Cow::Borrowed(script)),
+                next_server: host_ns,
+                http,
+                ipxe,
+            };
+        }
+        if let Some(f) = host.and_then(|h| h.boot_file.as_deref()) {
+            return Boot {
+                file: Some(Cow::Borrowed(f)),
+                next_server: host_ns,
+                http,
+                ipxe,
+            };
+        }
+        let rule = policy.rules.iter().find(|r| {
+            (r.arch.is_empty() || o.client_arches().any(|a| r.arch.contains(&a)))
+                && r.vendor_class
+                    .as_deref()
+                    .is_none_or(|v| vendor.starts_with(v.as_bytes()))
+        });
+        Boot {
+            file: rule
+                .map(|r| r.file.as_str())
+                .or(policy.default_file.as_deref())
+                .map(Cow::Borrowed),
+            next_server: host_ns.or(rule.and_then(|r| r.next_server)),
+            http,
+            ipxe,
+        }
+    }
+
+    /// Builds an OFFER or ACK (also the INFORM answer when `yiaddr` is `None`).
+    fn reply(
+        &self,
+        input: &Incoming<'_>,
+        req: &Repr<'_>,
+        ix: usize,
+        mt: MessageType,
+        yiaddr: Option<Ipv4Addr>,
+        lease: Option<(LeaseEvent, Lease)>,
+    ) -> Output {
+        let subnet = &self.config.subnets[ix];
+        let boot = self.boot(req);
+        let host = self.host(req);
+        let inform = yiaddr.is_none();
+        let (lease_time, t1, t2) = match (inform, subnet.lease_time) {
+            (true, _) => (None, None, None),
+            (false, LeaseTime::Infinite) => (Some(LeaseTime::Infinite), None, None),
+            (false, LeaseTime::Finite(s)) => (
+                Some(LeaseTime::Finite(s)),
+                Some(s / 2),
+                Some((u64::from(s) * 7 / 8) as u32),
+            ),
+        };
+        let vendor = req.options.vendor_class.as_deref().unwrap_or(&[]);
+        let pxe = vendor.starts_with(b"PXEClient");
+        let vendor43;
+        let mut o = Options {
+            message_type: Some(mt),
+            server_id: Some(input.local_addr),
+            lease_time,
+            renewal_time: t1,
+            rebinding_time: t2,
+            subnet_mask: Some(subnet.mask()),
+            broadcast_addr: Some(subnet.broadcast()),
+            routers: (!subnet.routers.is_empty()).then(|| Addrs::new(&subnet.routers)),
+            dns_servers: (!subnet.dns_servers.is_empty()).then(|| Addrs::new(&subnet.dns_servers)),
+            domain_name: subnet
+                .domain_name
+                .as_deref()
+                .map(|d| Cow::Borrowed(d.as_bytes())),
+            hostname: host
+                .and_then(|h| h.hostname.as_deref())
+                .map(|h| Cow::Borrowed(h.as_bytes())),
+            rapid_commit: mt == MessageType::Ack
+                && req.options.rapid_commit
+                && self.config.rapid_commit,
+            relay_agent: req.options.relay_agent.clone(),
+            ..Default::default()
+        };
+        if pxe {
+            // A full offer naming PXEClient must carry option 43, or EDK2 takes it for a
+            // proxy offer and asks port 4011 (research §1, "Option 60 trap").
+            o.vendor_class = Some(Cow::Borrowed(b"PXEClient"));
+            vendor43 = VendorOptions {
+                discovery_control: Some(USE_BOOTFILE),
+                ..Default::default()
+            }
+            .to_bytes();
+            o.vendor_specific = Some(Cow::Owned(vendor43));
+            o.client_uuid = req.options.client_uuid.clone();
+        } else if boot.http {
+            // UEFI HTTP boot only accepts an offer that says HTTPClient back.
+            o.vendor_class = Some(Cow::Borrowed(b"HTTPClient"));
+        }
+        if boot.ipxe && self.config.boot.ipxe_no_pxedhcp {
+            o.ipxe = Some(Cow::Borrowed(&[IpxeFeatures::NO_PXEDHCP, 1, 1]));
+        }
+        let file = boot.file.as_deref().unwrap_or("");
+        if !file.is_empty() && req.options.requests(crate::wire::code::BOOTFILE) {
+            o.bootfile = Some(Cow::Borrowed(file.as_bytes()));
+        }
+        let next_server = boot
+            .next_server
+            .or(subnet.next_server)
+            .unwrap_or(input.local_addr);
+        let reply = Repr {
+            op: Op::Reply,
+            htype: req.htype,
+            hlen: req.hlen,
+            hops: 0,
+            xid: req.xid,
+            secs: 0,
+            flags: req.flags,
+            ciaddr: if mt == MessageType::Ack {
+                req.ciaddr
+            } else {
+                Ipv4Addr::UNSPECIFIED
+            },
+            yiaddr: yiaddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            siaddr: if file.is_empty() {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                next_server
+            },
+            giaddr: req.giaddr,
+            chaddr: req.chaddr,
+            sname: Cow::Borrowed(&[]),
+            // The `file` field carries the name for old ROMs too; a name longer than the field
+            // travels only in option 67.
+            file: Cow::Borrowed(if file.len() <= 128 {
+                file.as_bytes()
+            } else {
+                &[]
+            }),
+            options: o,
+        };
+        if file.len() > 128 && reply.options.bootfile.is_none() {
+            return Output::drop("boot file longer than 128 bytes and option 67 not requested");
+        }
+        let max = usize::from(req.options.max_message_size.unwrap_or(576))
+            .clamp(576, 1500)
+            .saturating_sub(28);
+        let mut buf = vec![0u8; max];
+        let n = match reply.emit(&mut buf) {
+            Ok(n) => n,
+            Err(_) => return Output::drop("reply does not fit"),
+        };
+        buf.truncate(n);
+        let dest = destination(req, yiaddr);
+        Output {
+            reply: Some((buf, dest, mt)),
+            lease,
+            detail: yiaddr
+                .or(Some(req.ciaddr))
+                .map(|ip| (ip, boot.file.map(Cow::into_owned))),
+            dropped: None,
+        }
+    }
+
+    /// proxyDHCP (PXE 2.1 §2.2.4): boot information only. On 67 a PXE DISCOVER gets an offer
+    /// without an address; a BIOS ROM takes the file from it, a UEFI one (arch ≥ 6) asks
+    /// again on 4011 and gets the file in an ACK.
+    fn handle_proxy(&self, input: &Incoming<'_>, req: &Repr<'_>, mt: MessageType) -> Output {
+        let vendor = req.options.vendor_class.as_deref().unwrap_or(&[]);
+        if !vendor.starts_with(b"PXEClient") {
+            return Output::drop("proxy mode: not a PXE client");
+        }
+        let on_4011 = input.local_port == PXE_PORT;
+        let reply_type = match (mt, on_4011) {
+            (MessageType::Discover, false) => MessageType::Offer,
+            (MessageType::Request | MessageType::Inform, true) => MessageType::Ack,
+            _ => return Output::drop("proxy mode: not ours to answer"),
+        };
+        let boot = self.boot(req);
+        let uefi = req.options.client_arches().any(|a| a != 0);
+        // UEFI ROMs ignore a file in the :67 proxy offer and use the 4011 exchange.
+        let give_file = on_4011 || !uefi;
+        let file = if give_file {
+            boot.file.as_deref().unwrap_or("")
+        } else {
+            ""
+        };
+        let o = Options {
+            message_type: Some(reply_type),
+            server_id: Some(input.local_addr),
+            vendor_class: Some(Cow::Borrowed(b"PXEClient")),
+            vendor_specific: Some(Cow::Owned(
+                VendorOptions {
+                    discovery_control: Some(USE_BOOTFILE),
+                    ..Default::default()
+                }
+                .to_bytes(),
+            )),
+            client_uuid: req.options.client_uuid.clone(),
+            bootfile: (!file.is_empty() && req.options.requests(crate::wire::code::BOOTFILE))
+                .then_some(Cow::Borrowed(file.as_bytes())),
+            ..Default::default()
+        };
+        let reply = Repr {
+            op: Op::Reply,
+            htype: req.htype,
+            hlen: req.hlen,
+            xid: req.xid,
+            flags: req.flags,
+            ciaddr: if on_4011 {
+                req.ciaddr
+            } else {
+                Ipv4Addr::UNSPECIFIED
+            },
+            siaddr: boot.next_server.unwrap_or(input.local_addr),
+            giaddr: req.giaddr,
+            chaddr: req.chaddr,
+            file: Cow::Borrowed(if file.len() <= 128 {
+                file.as_bytes()
+            } else {
+                &[]
+            }),
+            options: o,
+            ..Default::default()
+        };
+        let mut buf = vec![0u8; DEFAULT_MAX_MESSAGE];
+        let Ok(n) = reply.emit(&mut buf) else {
+            return Output::drop("reply does not fit");
+        };
+        buf.truncate(n);
+        let dest = if on_4011 {
+            // Answered from 4011 to the client's port 68 at its (other server's) address.
+            let to = if req.ciaddr.is_unspecified() {
+                *input.src.ip()
+            } else {
+                req.ciaddr
+            };
+            Destination::Unicast(SocketAddrV4::new(to, CLIENT_PORT))
+        } else {
+            destination(req, None)
+        };
+        Output {
+            reply: Some((buf, dest, reply_type)),
+            lease: None,
+            detail: Some((Ipv4Addr::UNSPECIFIED, boot.file.map(Cow::into_owned))),
+            dropped: None,
+        }
+    }
+}
+
+/// RFC 2131 §4.1: relay first, then a configured client, then broadcast if asked, then
+/// unicast to the new address.
+fn destination(req: &Repr<'_>, yiaddr: Option<Ipv4Addr>) -> Destination {
+    if !req.giaddr.is_unspecified() {
+        Destination::Unicast(SocketAddrV4::new(req.giaddr, SERVER_PORT))
+    } else if !req.ciaddr.is_unspecified() {
+        Destination::Unicast(SocketAddrV4::new(req.ciaddr, CLIENT_PORT))
+    } else if req.broadcast() {
+        Destination::Broadcast
+    } else {
+        match yiaddr {
+            Some(ip) if !ip.is_unspecified() => Destination::Hardware {
+                ip,
+                hw: req.chaddr,
+                hlen: req.hlen,
+            },
+            _ => Destination::Broadcast,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
