@@ -1,10 +1,50 @@
 //! Entry points for cargo-fuzz targets and the corpus replay test. Each must never panic.
 
-/// Computes a span at every offset of the input interpreted as UTF-8.
+use crate::{Client, Dialect, parse as parse_doc, render, resolve as resolve_doc};
+
+/// Parses the input (if UTF-8) in both dialects and renders every diagnostic.
 pub fn parse(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        for i in 0..text.len().min(256) {
-            let _ = crate::Span::at(text, i, 3);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for dialect in [Dialect::Lts5, Dialect::Ltsp19] {
+        let doc = parse_doc(text, dialect);
+        for d in &doc.diagnostics {
+            let _ = d.render("fuzz", text);
+            assert!(d.span.start <= d.span.end && d.span.end <= text.len());
+        }
+        for s in &doc.sections {
+            for e in &s.entries {
+                assert!(e.key.span.end <= text.len() && e.value.span.end <= text.len());
+            }
+        }
+        let _ = doc.as_getltscfg_would();
+    }
+}
+
+/// The first line of the input names the client (`mac ip hostname`, `-` for none); the rest
+/// is the file, resolved in both dialects and rendered.
+pub fn resolve(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (head, body) = text.split_once('\n').unwrap_or((text, ""));
+    let mut ids = head.split(' ').map(|s| (s != "-").then_some(s));
+    let client = Client {
+        mac: ids.next().flatten(),
+        ip: ids.next().flatten(),
+        hostname: ids.next().flatten(),
+    };
+    for dialect in [Dialect::Lts5, Dialect::Ltsp19] {
+        let doc = parse_doc(body, dialect);
+        for doc in [doc.as_getltscfg_would(), doc] {
+            let r = resolve_doc(&doc, &client);
+            let (_, _) = render::shell(&r);
+            let _ = render::getltscfg(&r);
+            for v in &r.vars {
+                let _ = r.explain(&v.name);
+                let _ = r.list(&v.name[..v.name.len().min(4)]);
+            }
         }
     }
 }

@@ -1,0 +1,733 @@
+//! LTSP5 `lts.conf`: a lexer with getltscfg's exact tokens and a parser for its grammar that,
+//! unlike getltscfg, goes on after an error and reports every problem.
+//!
+//! getltscfg's flex rules (research notes §2), longest match, ties to the earlier rule:
+//! `=` `[` `]`, `include` at line start, blank runs, STRING `[^=\n\[\]"'#]*` (trimmed),
+//! QSTRING `"[^\n]*"` (greedy to the last `"` of the line, no escapes), `#` comments to the
+//! end of the line, newlines (otherwise insignificant). The grammar is
+//! `file := ( include | '[' word ']' (word '=' word)+ )*`.
+
+use crate::model::{Dialect, Document, Entry, EntryKind, Quoting, Section, Text, Value};
+use crate::{Diagnostic, Kind, Span, span::saturate};
+use std::borrow::Cow;
+
+/// Bytes that end an unquoted STRING run.
+const fn stop_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let stops = b"=\n[]\"'#";
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+static STOP: [bool; 256] = stop_table();
+
+/// C `isspace` in the "C" locale: what getltscfg's `trim()` strips.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<'a> {
+    Eq,
+    Lb,
+    Rb,
+    /// A STRING (trimmed) or QSTRING (quotes removed): both are the grammar's `STRING`.
+    Word(&'a str, bool),
+    /// `include path` at the start of a line.
+    Include(&'a str),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Token<'a> {
+    tok: Tok<'a>,
+    span: Span,
+}
+
+/// The lexer: positions only, so cloning it is a free lookahead.
+#[derive(Clone)]
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    line: u32,
+    line_start: usize,
+}
+
+/// A byte the lexer reports instead of tokenizing (flex would ECHO it to stdout).
+enum Stray {
+    SingleQuote(Span),
+    LoneQuote(Span),
+    /// `#` on the last line with no newline after it: the whole comment.
+    CommentAtEof(Span),
+    /// A `\r` before `\n` that getltscfg turns into an empty STRING.
+    FatalCr(Span),
+}
+
+impl<'a> Lexer<'a> {
+    fn new(src: &'a str) -> Lexer<'a> {
+        Lexer {
+            src,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    fn span(&self, start: usize, end: usize) -> Span {
+        Span {
+            line: self.line,
+            column: saturate(start - self.line_start + 1),
+            start,
+            end,
+        }
+    }
+
+    fn newline(&mut self, at: usize) {
+        self.line = self.line.saturating_add(1);
+        self.line_start = at + 1;
+        self.pos = at + 1;
+    }
+
+    /// End of the current line (the index of its `\n`, or the end of input).
+    fn line_end(&self, from: usize) -> usize {
+        let b = self.src.as_bytes();
+        b[from..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |i| from + i)
+    }
+
+    /// The next token, or a stray byte, or `None` at the end.
+    fn next(&mut self) -> Option<Result<Token<'a>, Stray>> {
+        let b = self.src.as_bytes();
+        loop {
+            let start = self.pos;
+            let &c = b.get(start)?;
+            let one = |lx: &mut Lexer<'a>, tok| {
+                lx.pos = start + 1;
+                Some(Ok(Token {
+                    tok,
+                    span: lx.span(start, start + 1),
+                }))
+            };
+            match c {
+                b'\n' => self.newline(start),
+                b'=' => return one(self, Tok::Eq),
+                b'[' => return one(self, Tok::Lb),
+                b']' => return one(self, Tok::Rb),
+                b'#' => {
+                    let end = self.line_end(start);
+                    if end == b.len() {
+                        self.pos = end;
+                        return Some(Err(Stray::CommentAtEof(self.span(start, end))));
+                    }
+                    self.newline(end);
+                }
+                b'\'' => {
+                    self.pos = start + 1;
+                    return Some(Err(Stray::SingleQuote(self.span(start, start + 1))));
+                }
+                b'"' => {
+                    let end = self.line_end(start);
+                    return match b[start + 1..end].iter().rposition(|&c| c == b'"') {
+                        Some(i) => {
+                            let close = start + 1 + i;
+                            self.pos = close + 1;
+                            Some(Ok(Token {
+                                tok: Tok::Word(&self.src[start + 1..close], true),
+                                span: self.span(start, close + 1),
+                            }))
+                        }
+                        None => {
+                            self.pos = start + 1;
+                            Some(Err(Stray::LoneQuote(self.span(start, start + 1))))
+                        }
+                    };
+                }
+                _ => {
+                    if start == self.line_start
+                        && let Some(tok) = self.include(start)
+                    {
+                        return Some(Ok(tok));
+                    }
+                    let mut end = start;
+                    while end < b.len() && !STOP[b[end] as usize] {
+                        end += 1;
+                    }
+                    self.pos = end;
+                    let run = &b[start..end];
+                    if run.iter().all(|&c| c == b' ' || c == b'\t') {
+                        continue;
+                    }
+                    let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
+                    let trail = run[lead..]
+                        .iter()
+                        .rev()
+                        .take_while(|&&c| is_c_space(c))
+                        .count();
+                    if lead == run.len() {
+                        // Only spaces and `\r`/VT/FF: an empty STRING for getltscfg.
+                        let span = self.span(start, end);
+                        if run.contains(&b'\r') {
+                            return Some(Err(Stray::FatalCr(span)));
+                        }
+                        return Some(Ok(Token {
+                            tok: Tok::Word("", false),
+                            span,
+                        }));
+                    }
+                    let (s, e) = (start + lead, end - trail);
+                    return Some(Ok(Token {
+                        tok: Tok::Word(&self.src[s..e], false),
+                        span: self.span(s, e),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// flex's INC rule: `^[ \t]*include[ \t]+(("[^\n]*")|([^=\n\[\]"'#]*))[ \t]*`, tried at a
+    /// line start. Lower-case `include` only.
+    fn include(&mut self, start: usize) -> Option<Token<'a>> {
+        let b = self.src.as_bytes();
+        let mut i = start;
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        let kw = i;
+        if !b[i..].starts_with(b"include") {
+            return None;
+        }
+        i += 7;
+        let blanks = b[i..]
+            .iter()
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count();
+        if blanks == 0 {
+            return None;
+        }
+        i += blanks;
+        let (path, mut end) = if b.get(i) == Some(&b'"') {
+            let line_end = self.line_end(i);
+            match b[i + 1..line_end].iter().rposition(|&c| c == b'"') {
+                Some(q) => (&self.src[i + 1..i + 1 + q], i + q + 2),
+                None => return None,
+            }
+        } else {
+            let mut e = i;
+            while e < b.len() && !STOP[b[e] as usize] {
+                e += 1;
+            }
+            (
+                self.src[i..e].trim_matches(|c: char| c.is_ascii_whitespace()),
+                e,
+            )
+        };
+        while end < b.len() && (b[end] == b' ' || b[end] == b'\t') {
+            end += 1;
+        }
+        self.pos = end;
+        Some(Token {
+            tok: Tok::Include(path),
+            span: self.span(kw, end),
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before any section: keys are errors.
+    Top,
+    /// Inside section `n`.
+    In(usize),
+    /// After a broken header: entries are skipped quietly until the next header.
+    Skip,
+}
+
+struct Parser<'a> {
+    lx: Lexer<'a>,
+    peeked: Option<Option<Token<'a>>>,
+    doc: Document<'a>,
+    state: State,
+    /// Errors reported inside the current section (an empty section after a broken entry is
+    /// not reported twice).
+    section_errors: usize,
+    key_before_section_reported: bool,
+    fatal_cr: bool,
+}
+
+/// Parses `src` as LTSP5 `lts.conf`.
+pub(crate) fn parse(src: &str) -> Document<'_> {
+    let mut p = Parser {
+        lx: Lexer::new(src),
+        peeked: None,
+        doc: Document {
+            dialect: Dialect::Lts5,
+            source: src,
+            sections: Vec::new(),
+            includes: Vec::new(),
+            diagnostics: Vec::new(),
+            stop: None,
+        },
+        state: State::Top,
+        section_errors: 0,
+        key_before_section_reported: false,
+        fatal_cr: false,
+    };
+    p.run();
+    if !p.fatal_cr
+        && let Some(at) = src.find("\r\n")
+    {
+        p.doc.diagnostics.push(Diagnostic::warning(
+            Kind::Crlf,
+            Span::at(src, at, 1),
+            "CR LF line endings: harmless here, but getltscfg drops the whole file as soon as a `\\r` follows `]` or a closing `\"`; convert with dos2unix",
+        ));
+    }
+    p.doc
+}
+
+impl<'a> Parser<'a> {
+    fn next(&mut self) -> Option<Token<'a>> {
+        if let Some(t) = self.peeked.take() {
+            return t;
+        }
+        self.lex()
+    }
+
+    fn peek(&mut self) -> Option<Token<'a>> {
+        if self.peeked.is_none() {
+            let t = self.lex();
+            self.peeked = Some(t);
+        }
+        self.peeked.flatten()
+    }
+
+    /// The next real token; stray bytes become diagnostics on the way.
+    fn lex(&mut self) -> Option<Token<'a>> {
+        loop {
+            match self.lx.next()? {
+                Ok(t) => return Some(t),
+                Err(Stray::SingleQuote(span)) => self.error(
+                    Kind::SingleQuote,
+                    span,
+                    "`'` is not a quote in lts.conf: getltscfg prints it to stdout, which breaks `eval $(getltscfg -a)` for every variable; use double quotes",
+                ),
+                Err(Stray::LoneQuote(span)) => self.error(
+                    Kind::UnterminatedQuote,
+                    span,
+                    "this `\"` has no closing `\"` on its line (lts.conf values cannot span lines): getltscfg prints it to stdout, which breaks `eval`",
+                ),
+                Err(Stray::CommentAtEof(span)) => {
+                    self.stop_at(span.start);
+                    self.error(
+                        Kind::Syntax,
+                        Span { end: span.start + 1, ..span },
+                        "comment on the last line without a newline: getltscfg prints `#` (turning its output into a comment) and fails; end the file with a newline",
+                    );
+                }
+                Err(Stray::FatalCr(span)) => {
+                    if !self.fatal_cr {
+                        self.fatal_cr = true;
+                        self.stop_at(span.start);
+                        self.error(
+                            Kind::Crlf,
+                            span,
+                            "CR LF line endings: getltscfg reads this `\\r` as an empty word and ignores the rest of the file; convert with dos2unix",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn error(&mut self, kind: Kind, span: Span, msg: impl Into<String>) {
+        self.section_errors += 1;
+        self.doc
+            .diagnostics
+            .push(Diagnostic::error(kind, span, msg));
+    }
+
+    /// Records where getltscfg's parse would abort (the earliest such place wins).
+    fn stop_at(&mut self, at: usize) {
+        if self.doc.stop.is_none_or(|s| at < s) {
+            self.doc.stop = Some(at);
+        }
+    }
+
+    /// A syntax error that aborts getltscfg.
+    fn syntax(&mut self, kind: Kind, span: Span, msg: impl Into<String>) {
+        self.stop_at(span.start);
+        self.error(kind, span, msg);
+    }
+
+    /// Error recovery: drops the rest of line `line`.
+    fn skip_line(&mut self, line: u32) {
+        while self.peek().is_some_and(|t| t.span.line == line) {
+            self.next();
+        }
+    }
+
+    fn eof_span(&self) -> Span {
+        Span::at(self.doc.source, self.doc.source.len(), 0)
+    }
+
+    fn run(&mut self) {
+        while let Some(t) = self.next() {
+            match t.tok {
+                Tok::Include(path) => {
+                    self.close_section(t.span);
+                    self.state = State::Top;
+                    self.doc.includes.push(Text {
+                        text: path,
+                        span: t.span,
+                    });
+                    self.doc.diagnostics.push(Diagnostic::warning(
+                        Kind::UnknownConstruct,
+                        t.span,
+                        "`include` is not followed by ltsconf: getltscfg appends the file's text to this one (mid-file once this file passes 8 KiB, corrupting it) and crashes if it is missing; the next line must be a [section]",
+                    ));
+                }
+                Tok::Lb => {
+                    self.close_section(t.span);
+                    self.header(t);
+                }
+                Tok::Word(..) => self.declaration(t),
+                Tok::Eq => {
+                    self.syntax(Kind::Syntax, t.span, "`=` without a key before it");
+                    self.skip_line(t.span.line);
+                }
+                Tok::Rb => {
+                    self.syntax(Kind::Syntax, t.span, "`]` without a `[` before it");
+                    self.skip_line(t.span.line);
+                }
+            }
+        }
+        let eof = self.eof_span();
+        self.close_section(eof);
+    }
+
+    /// Ends the current section at `next` (the token after it): an empty section is a syntax
+    /// error for getltscfg, reported at its header.
+    fn close_section(&mut self, next: Span) {
+        if let State::In(i) = self.state
+            && self.doc.sections[i].entries.is_empty()
+            && self.section_errors == 0
+        {
+            let header = self.doc.sections[i].header;
+            self.stop_at(next.start);
+            self.error(
+                Kind::EmptySection,
+                header,
+                format!(
+                    "empty section [{}]: getltscfg needs at least one `KEY = value` under a header and ignores the rest of the file; add one or remove the header",
+                    self.doc.sections[i].name.text
+                ),
+            );
+        }
+        self.state = State::Skip;
+    }
+
+    fn header(&mut self, lb: Token<'a>) {
+        self.state = State::Skip;
+        self.section_errors = 0;
+        let name = match self.peek() {
+            Some(Token {
+                tok: Tok::Word(w, _),
+                span,
+            }) if span.line == lb.span.line => {
+                self.next();
+                Text { text: w, span }
+            }
+            Some(t) if t.tok == Tok::Rb && t.span.line == lb.span.line => {
+                self.syntax(Kind::Syntax, t.span, "empty section name `[]`");
+                self.skip_line(lb.span.line);
+                return;
+            }
+            _ => {
+                self.syntax(Kind::Syntax, lb.span, "`[` without a section name after it");
+                self.skip_line(lb.span.line);
+                return;
+            }
+        };
+        match self.peek() {
+            Some(t) if t.tok == Tok::Rb => {
+                self.next();
+                self.doc.sections.push(Section {
+                    name,
+                    pattern: Cow::Borrowed(name.text),
+                    header: Span {
+                        end: t.span.end,
+                        ..lb.span
+                    },
+                    entries: Vec::new(),
+                    unnamed: false,
+                });
+                self.state = State::In(self.doc.sections.len() - 1);
+                self.section_errors = 0;
+            }
+            Some(t) if t.tok == Tok::Lb && t.span.line == lb.span.line => {
+                self.syntax(
+                    Kind::Syntax,
+                    t.span,
+                    "`[` inside a section name: lts.conf has no `[...]` globs, only `*` and `?`",
+                );
+                self.skip_line(lb.span.line);
+            }
+            _ => {
+                let at = Span {
+                    start: name.span.end,
+                    end: name.span.end,
+                    column: name.span.column + saturate(name.span.len()),
+                    ..name.span
+                };
+                self.syntax(
+                    Kind::Syntax,
+                    at,
+                    format!("section header `[{}` is missing its `]`", name.text),
+                );
+                self.skip_line(lb.span.line);
+            }
+        }
+    }
+
+    fn declaration(&mut self, key_tok: Token<'a>) {
+        let Tok::Word(key, _) = key_tok.tok else {
+            return;
+        };
+        let line = key_tok.span.line;
+        if key.starts_with(';') {
+            self.syntax(
+                Kind::UnknownConstruct,
+                key_tok.span,
+                "`;` does not start a comment in lts.conf (getltscfg stops here); use `#`",
+            );
+            self.skip_line(line);
+            return;
+        }
+        match self.state {
+            State::Top => {
+                self.stop_at(key_tok.span.start);
+                if !self.key_before_section_reported {
+                    self.key_before_section_reported = true;
+                    self.error(
+                        Kind::KeyBeforeSection,
+                        key_tok.span,
+                        format!(
+                            "`{key}` comes before any [section]: getltscfg rejects the file here and uses nothing after it; put it under [Default]"
+                        ),
+                    );
+                }
+            }
+            State::Skip | State::In(_) => {}
+        }
+        // `=`
+        let eq = match self.peek() {
+            Some(t) if t.tok == Tok::Eq && t.span.line == line => {
+                self.next();
+                t
+            }
+            other => {
+                let span = match other {
+                    Some(t) if t.span.line == line => t.span,
+                    _ => key_tok.span,
+                };
+                self.syntax(
+                    Kind::Syntax,
+                    span,
+                    format!("expected `=` after `{key}` (lts.conf lines are `KEY = value`)"),
+                );
+                self.skip_line(line);
+                return;
+            }
+        };
+        // the value
+        let value_tok = match self.peek() {
+            Some(
+                t @ Token {
+                    tok: Tok::Word(..), ..
+                },
+            ) => t,
+            _ => {
+                self.syntax(
+                    Kind::Syntax,
+                    eq.span,
+                    format!("`{key}` has no value: write `{key} = \"\"` for an empty one"),
+                );
+                self.skip_line(line);
+                return;
+            }
+        };
+        let Tok::Word(raw, quoted) = value_tok.tok else {
+            return;
+        };
+        if value_tok.span.line != line {
+            // `A =` then `B = 2`: getltscfg takes `B` as A's value, then fails at the `=`.
+            let mut ahead = self.lx.clone();
+            let after = loop {
+                match ahead.next() {
+                    Some(Ok(t)) => break Some(t),
+                    Some(Err(_)) => continue,
+                    None => break None,
+                }
+            };
+            if after.is_some_and(|t| t.tok == Tok::Eq) {
+                self.syntax(
+                    Kind::Syntax,
+                    eq.span,
+                    format!(
+                        "`{key}` has no value: getltscfg takes `{raw}` from the next line as its value and then fails; write `{key} = \"\"` for an empty one"
+                    ),
+                );
+                return;
+            }
+            self.doc.diagnostics.push(Diagnostic::warning(
+                Kind::ValueOnNextLine,
+                value_tok.span,
+                format!("the value of `{key}` is on the line after its `=`"),
+            ));
+        }
+        self.next();
+        let entry = Entry {
+            kind: if key.eq_ignore_ascii_case("like") {
+                EntryKind::Like
+            } else {
+                EntryKind::Assign
+            },
+            key: Text {
+                text: key,
+                span: key_tok.span,
+            },
+            value: Value {
+                raw,
+                span: if quoted {
+                    Span {
+                        start: value_tok.span.start + 1,
+                        end: value_tok.span.end - 1,
+                        column: value_tok.span.column + 1,
+                        ..value_tok.span
+                    }
+                } else {
+                    value_tok.span
+                },
+                quoting: if quoted {
+                    Quoting::Quoted
+                } else {
+                    Quoting::Bare
+                },
+            },
+        };
+        if !crate::is_shell_name(key) {
+            self.error(
+                Kind::BadKey,
+                key_tok.span,
+                format!(
+                    "`{key}` is not a shell variable name: getltscfg prints it as is and `eval` of its output fails; use letters, digits and `_`"
+                ),
+            );
+        }
+        if let State::In(i) = self.state {
+            self.doc.sections[i].entries.push(entry);
+        }
+        // What follows the value on the same line.
+        let vline = value_tok.span.line;
+        if let Some(t) = self.peek()
+            && t.span.line == vline
+        {
+            let what = match t.tok {
+                Tok::Eq => Some("`=`"),
+                Tok::Lb => Some("`[`"),
+                Tok::Rb => Some("`]`"),
+                _ => None,
+            };
+            match what {
+                Some(what) if !quoted => self.syntax(
+                    Kind::UnquotedSpecial,
+                    t.span,
+                    format!(
+                        "{what} in an unquoted value: getltscfg ends the value of `{key}` before it and ignores the rest of the file; put the whole value in double quotes"
+                    ),
+                ),
+                _ => self.syntax(
+                    Kind::Syntax,
+                    t.span,
+                    format!(
+                        "unexpected text after the value of `{key}`: one `KEY = value` per line, and quote values that contain `\"`, `#`, `=`, `[` or `]` as a whole"
+                    ),
+                ),
+            }
+            self.skip_line(vline);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(src: &str) -> Vec<String> {
+        let mut lx = Lexer::new(src);
+        let mut out = Vec::new();
+        while let Some(t) = lx.next() {
+            out.push(match t {
+                Ok(Token { tok: Tok::Eq, .. }) => "=".to_string(),
+                Ok(Token { tok: Tok::Lb, .. }) => "[".to_string(),
+                Ok(Token { tok: Tok::Rb, .. }) => "]".to_string(),
+                Ok(Token {
+                    tok: Tok::Word(w, q),
+                    ..
+                }) => format!("{}{w}{}", if q { "Q<" } else { "<" }, ">"),
+                Ok(Token {
+                    tok: Tok::Include(p),
+                    ..
+                }) => format!("INC<{p}>"),
+                Err(Stray::SingleQuote(_)) => "'".into(),
+                Err(Stray::LoneQuote(_)) => "\"".into(),
+                Err(Stray::CommentAtEof(_)) => "#EOF".into(),
+                Err(Stray::FatalCr(_)) => "CR".into(),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lexer_matches_getltscfg_tokens() {
+        assert_eq!(toks("\tA\t=\tv v\t\n"), ["<A>", "=", "<v v>"]);
+        assert_eq!(toks("A=v#c\n"), ["<A>", "=", "<v>"]);
+        assert_eq!(toks("A = \"q # = [x]\""), ["<A>", "=", "Q<q # = [x]>"]);
+        assert_eq!(
+            toks("A = \"x\" # c \"y\"\n"),
+            ["<A>", "=", "Q<x\" # c \"y>"]
+        );
+        assert_eq!(toks("A='x y'"), ["<A>", "=", "'", "<x y>", "'"]);
+        assert_eq!(toks("B=c\\\"d"), ["<B>", "=", "<c\\>", "\"", "<d>"]);
+        assert_eq!(toks("[ h1 ]"), ["[", "<h1>", "]"]);
+        assert_eq!(toks("[\"h1\"]"), ["[", "Q<h1>", "]"]);
+        assert_eq!(
+            toks("  include /etc/x.conf \n[a]"),
+            ["INC</etc/x.conf>", "[", "<a>", "]"]
+        );
+        assert_eq!(toks("include \"/a b\""), ["INC</a b>"]);
+        assert_eq!(toks("Include x"), ["<Include x>"]);
+        assert_eq!(toks("x include y"), ["<x include y>"]);
+        assert_eq!(
+            toks("[a]\r\nA=1\r\n"),
+            ["[", "<a>", "]", "CR", "<A>", "=", "<1>"]
+        );
+        assert_eq!(toks("# c"), ["#EOF"]);
+        assert_eq!(toks("# c\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn spans_point_at_tokens() {
+        let src = "[a]\n  KEY = \"v\"\n";
+        let doc = parse(src);
+        let e = doc.sections[0].entries[0];
+        assert_eq!((e.key.span.line, e.key.span.column), (2, 3));
+        assert_eq!(&src[e.key.span.bytes()], "KEY");
+        assert_eq!(&src[e.value.span.bytes()], "v");
+        assert_eq!(e.value.span.column, 10);
+    }
+}
