@@ -727,6 +727,13 @@ pub struct Header {
     len: usize,
 }
 
+impl Default for Header {
+    /// An empty header (for a reply the driver builds whole, like BLOCK_STATUS).
+    fn default() -> Header {
+        Header::new()
+    }
+}
+
 impl Header {
     fn new() -> Header {
         Header {

@@ -1,0 +1,454 @@
+//! Exports: the `--export`/`--ramdisk` syntax, the shared backing of each export and the
+//! per-connection storage view (with its copy-on-write overlay).
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use netboot_nbd::engine::Export;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, RwLock};
+
+/// How an export's bytes are held, shared by every connection to it.
+#[derive(Debug, Clone)]
+pub enum Backing {
+    /// A file read (and with `rw` written) with pread/pwrite. pread rather than mmap: mapping
+    /// needs `unsafe` (forbidden here), and the page cache already shares the bytes.
+    File { file: Arc<File>, writable: bool },
+    /// An image loaded once at start: every connection reads these very bytes, and READ
+    /// replies go out with `writev` straight from them (no per-client or per-request copy).
+    Ram(Bytes),
+    /// A writable RAM disk shared by all connections.
+    RamDisk(Arc<RwLock<Vec<u8>>>),
+}
+
+impl Backing {
+    /// A word for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backing::File {
+                writable: false, ..
+            } => "file",
+            Backing::File { writable: true, .. } => "file-rw",
+            Backing::Ram(_) => "ram",
+            Backing::RamDisk(_) => "ramdisk",
+        }
+    }
+}
+
+/// One configured export: what the engine advertises and what holds the bytes.
+#[derive(Debug, Clone)]
+pub struct ServedExport {
+    pub export: Export,
+    pub backing: Backing,
+    /// Each connection gets its own RAM copy-on-write overlay, dropped at disconnect.
+    pub cow: bool,
+}
+
+/// Parses a size such as `4096`, `64K`, `512M`, `1G` (binary units).
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        Some((i, 't' | 'T')) => (&s[..i], 40),
+        _ => (s, 0),
+    };
+    let n: u64 = num.parse().with_context(|| format!("bad size {s:?}"))?;
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("size {s:?} too large"))
+}
+
+/// Parses `NAME=PATH[,ram][,cow][,rw][,desc=TEXT]` (`desc=` takes the rest of the line, so the
+/// description may contain commas) and opens the file.
+pub fn parse_export(spec: &str) -> anyhow::Result<ServedExport> {
+    let (name, rest) = spec
+        .split_once('=')
+        .with_context(|| format!("--export {spec:?}: expected NAME=PATH[,ram][,cow][,rw]"))?;
+    let (rest, desc) = match rest.split_once(",desc=") {
+        Some((r, d)) => (r, d.to_string()),
+        None => (rest, String::new()),
+    };
+    let mut parts = rest.split(',');
+    let path = parts.next().unwrap_or_default();
+    let (mut ram, mut cow, mut rw) = (false, false, false);
+    for p in parts {
+        match p {
+            "ram" => ram = true,
+            "cow" => cow = true,
+            "rw" => rw = true,
+            other => bail!("--export {spec:?}: unknown option {other:?}"),
+        }
+    }
+    if rw && (ram || cow) {
+        bail!("--export {spec:?}: rw writes through to the file; it excludes ram and cow");
+    }
+    if name.len() > netboot_nbd::wire::MAX_STRING_LEN {
+        bail!("--export: name longer than 4096 bytes");
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(rw)
+        .open(path)
+        .with_context(|| format!("opening {path}"))?;
+    // Seek rather than metadata: block devices report a length of 0.
+    let size = file.seek(SeekFrom::End(0))?;
+    let backing = if ram {
+        let mut v = Vec::with_capacity(size as usize);
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_end(&mut v)
+            .with_context(|| format!("loading {path}"))?;
+        Backing::Ram(Bytes::from(v))
+    } else {
+        Backing::File {
+            file: Arc::new(file),
+            writable: rw,
+        }
+    };
+    let mut export = if rw || cow {
+        // A cow view is private to its connection, so several connections are not coherent.
+        Export::writable(name, size, !cow)
+    } else {
+        Export::read_only(name, size)
+    };
+    export.description = desc;
+    Ok(ServedExport {
+        export,
+        backing,
+        cow,
+    })
+}
+
+/// Parses `NAME=SIZE`: an empty, writable RAM disk shared by all connections.
+pub fn parse_ramdisk(spec: &str) -> anyhow::Result<ServedExport> {
+    let (name, size) = spec
+        .split_once('=')
+        .with_context(|| format!("--ramdisk {spec:?}: expected NAME=SIZE"))?;
+    let size = parse_size(size)?;
+    let len = usize::try_from(size).context("ramdisk too large")?;
+    Ok(ServedExport {
+        export: Export::writable(name, size, true),
+        backing: Backing::RamDisk(Arc::new(RwLock::new(vec![0; len]))),
+        cow: false,
+    })
+}
+
+/// Data to send after a READ reply header.
+pub enum Payload {
+    None,
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::None => &[],
+            Payload::Shared(b) => b,
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+const COW_BLOCK: u64 = 4096;
+
+/// One connection's view of an export.
+pub struct Storage {
+    backing: Backing,
+    /// Copy-on-write blocks of this connection, by block index.
+    cow: Option<HashMap<u64, Box<[u8]>>>,
+    size: u64,
+}
+
+fn poisoned<T>(_: T) -> std::io::Error {
+    std::io::Error::other("ramdisk lock poisoned")
+}
+
+impl Storage {
+    pub fn open(e: &ServedExport) -> Storage {
+        Storage {
+            backing: e.backing.clone(),
+            cow: e.cow.then(HashMap::new),
+            size: e.export.size,
+        }
+    }
+
+    /// Fills `buf` from the shared backing (no overlay).
+    fn read_base(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match &self.backing {
+            Backing::File { file, .. } => file.read_exact_at(buf, offset),
+            Backing::Ram(b) => {
+                let o = offset as usize;
+                buf.copy_from_slice(&b[o..o + buf.len()]);
+                Ok(())
+            }
+            Backing::RamDisk(d) => {
+                let d = d.read().map_err(poisoned)?;
+                let o = offset as usize;
+                buf.copy_from_slice(&d[o..o + buf.len()]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads `len` bytes at `offset` (the engine checked the range). `pool` recycles buffers.
+    pub fn read(&self, offset: u64, len: u64, pool: &mut Vec<Vec<u8>>) -> std::io::Result<Payload> {
+        if len == 0 {
+            return Ok(Payload::None);
+        }
+        if let (Backing::Ram(b), None) = (&self.backing, &self.cow) {
+            return Ok(Payload::Shared(
+                b.slice(offset as usize..(offset + len) as usize),
+            ));
+        }
+        let mut buf = pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.resize(len as usize, 0);
+        match &self.cow {
+            None => self.read_base(offset, &mut buf)?,
+            Some(cow) => {
+                // Block by block: overlay where this connection wrote, backing elsewhere.
+                let mut pos = offset;
+                while pos < offset + len {
+                    let blk = pos / COW_BLOCK;
+                    let in_blk = (pos % COW_BLOCK) as usize;
+                    let n = (COW_BLOCK - pos % COW_BLOCK).min(offset + len - pos) as usize;
+                    let dst = &mut buf[(pos - offset) as usize..][..n];
+                    match cow.get(&blk) {
+                        Some(b) => dst.copy_from_slice(&b[in_blk..in_blk + n]),
+                        None => self.read_base(pos, dst)?,
+                    }
+                    pos += n as u64;
+                }
+            }
+        }
+        Ok(Payload::Owned(buf))
+    }
+
+    /// Writes `data` at `offset`; with `fua`, durable before returning.
+    pub fn write(&mut self, offset: u64, data: &[u8], fua: bool) -> std::io::Result<()> {
+        if self.cow.is_some() {
+            return self.cow_write(offset, data.len() as u64, Some(data));
+        }
+        match &self.backing {
+            Backing::File {
+                file,
+                writable: true,
+            } => {
+                file.write_all_at(data, offset)?;
+                if fua {
+                    file.sync_data()?;
+                }
+                Ok(())
+            }
+            Backing::RamDisk(d) => {
+                let mut d = d.write().map_err(poisoned)?;
+                let o = offset as usize;
+                d[o..o + data.len()].copy_from_slice(data);
+                Ok(())
+            }
+            _ => Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        }
+    }
+
+    /// Writes zeroes; `fast_only` fails with `Unsupported` unless it is cheaper than writing.
+    pub fn write_zeroes(
+        &mut self,
+        offset: u64,
+        len: u64,
+        fua: bool,
+        fast_only: bool,
+    ) -> std::io::Result<()> {
+        if self.cow.is_some() {
+            return self.cow_write(offset, len, None);
+        }
+        match &self.backing {
+            Backing::File {
+                file,
+                writable: true,
+            } => {
+                let flags = rustix::fs::FallocateFlags::ZERO_RANGE;
+                match rustix::fs::fallocate(&**file, flags, offset, len) {
+                    Ok(()) => {}
+                    Err(_) if fast_only => return Err(std::io::ErrorKind::Unsupported.into()),
+                    Err(_) => {
+                        let zero = vec![0u8; (len.min(1 << 20)) as usize];
+                        let mut pos = offset;
+                        while pos < offset + len {
+                            let n = (offset + len - pos).min(zero.len() as u64) as usize;
+                            file.write_all_at(&zero[..n], pos)?;
+                            pos += n as u64;
+                        }
+                    }
+                }
+                if fua {
+                    file.sync_data()?;
+                }
+                Ok(())
+            }
+            Backing::RamDisk(d) => {
+                let mut d = d.write().map_err(poisoned)?;
+                d[offset as usize..(offset + len) as usize].fill(0);
+                Ok(())
+            }
+            _ => Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        }
+    }
+
+    /// Copy-on-write update of `[offset, offset+len)` with `data` (or zeroes).
+    fn cow_write(&mut self, offset: u64, len: u64, data: Option<&[u8]>) -> std::io::Result<()> {
+        let mut pos = offset;
+        while pos < offset + len {
+            let blk = pos / COW_BLOCK;
+            let in_blk = (pos % COW_BLOCK) as usize;
+            let n = (COW_BLOCK - pos % COW_BLOCK).min(offset + len - pos) as usize;
+            let has = self.cow.as_ref().is_some_and(|c| c.contains_key(&blk));
+            if !has {
+                let start = blk * COW_BLOCK;
+                let blen = COW_BLOCK.min(self.size - start) as usize;
+                let mut b = vec![0u8; blen].into_boxed_slice();
+                self.read_base(start, &mut b)?;
+                if let Some(c) = self.cow.as_mut() {
+                    c.insert(blk, b);
+                }
+            }
+            if let Some(b) = self.cow.as_mut().and_then(|c| c.get_mut(&blk)) {
+                let dst = &mut b[in_blk..in_blk + n];
+                match data {
+                    Some(d) => dst.copy_from_slice(&d[(pos - offset) as usize..][..n]),
+                    None => dst.fill(0),
+                }
+            }
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes every completed write durable (a no-op for RAM and overlays).
+    pub fn flush(&self) -> std::io::Result<()> {
+        match &self.backing {
+            Backing::File {
+                file,
+                writable: true,
+            } if self.cow.is_none() => file.sync_data(),
+            _ => Ok(()),
+        }
+    }
+
+    /// `base:allocation` extents of `[offset, offset+len)`: runs of (length, flags) where
+    /// flags bit 1 means "reads as zeroes". RAM images are scanned in 64 KiB blocks so copy
+    /// tools can skip zero runs; files report holes with SEEK_HOLE/SEEK_DATA.
+    pub fn extents(&self, offset: u64, len: u64, one: bool) -> Vec<(u64, u32)> {
+        const ZERO: u32 = 2;
+        const HOLE_ZERO: u32 = 3;
+        let end = offset + len;
+        let mut out: Vec<(u64, u32)> = Vec::new();
+        fn push(out: &mut Vec<(u64, u32)>, l: u64, f: u32) {
+            match out.last_mut() {
+                Some((ll, ff)) if *ff == f => *ll += l,
+                _ => out.push((l, f)),
+            }
+        }
+        match (&self.backing, &self.cow) {
+            (Backing::Ram(b), None) => {
+                const BLK: u64 = 64 << 10;
+                let mut pos = offset;
+                while pos < end {
+                    let n = (BLK - pos % BLK).min(end - pos);
+                    let s = &b[pos as usize..(pos + n) as usize];
+                    push(
+                        &mut out,
+                        n,
+                        if s.iter().all(|&x| x == 0) { ZERO } else { 0 },
+                    );
+                    pos += n;
+                    if one && out.len() > 1 {
+                        break;
+                    }
+                }
+            }
+            (Backing::File { file, .. }, None) => {
+                let mut pos = offset;
+                while pos < end {
+                    use rustix::fs::{SeekFrom as S, seek};
+                    let data = seek(&**file, S::Data(pos)).unwrap_or(end).min(end);
+                    if data > pos {
+                        push(&mut out, data - pos, HOLE_ZERO);
+                        pos = data;
+                        continue;
+                    }
+                    let hole = seek(&**file, S::Hole(pos))
+                        .unwrap_or(end)
+                        .clamp(pos + 1, end);
+                    push(&mut out, hole - pos, 0);
+                    pos = hole;
+                    if one {
+                        break;
+                    }
+                }
+            }
+            _ => push(&mut out, len, 0),
+        }
+        if one {
+            out.truncate(1);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64K").unwrap(), 65536);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn cow_overlay_is_private_and_byte_exact() {
+        let base: Vec<u8> = (0..20000u32).map(|i| i as u8).collect();
+        let e = ServedExport {
+            export: Export::writable("c", base.len() as u64, false),
+            backing: Backing::Ram(Bytes::from(base.clone())),
+            cow: true,
+        };
+        let mut a = Storage::open(&e);
+        let b = Storage::open(&e);
+        a.write(4090, &[0xee; 10], false).unwrap();
+        a.write_zeroes(10000, 5000, false, true).unwrap();
+        let mut pool = Vec::new();
+        let got = a.read(0, base.len() as u64, &mut pool).unwrap();
+        let mut want = base.clone();
+        want[4090..4100].fill(0xee);
+        want[10000..15000].fill(0);
+        assert_eq!(got.as_slice(), &want[..]);
+        assert_eq!(
+            b.read(0, base.len() as u64, &mut pool).unwrap().as_slice(),
+            &base[..]
+        );
+    }
+
+    #[test]
+    fn ram_extents_find_zero_runs() {
+        let mut v = vec![0u8; 256 << 10];
+        v[70000] = 1;
+        let e = ServedExport {
+            export: Export::read_only("r", v.len() as u64),
+            backing: Backing::Ram(Bytes::from(v)),
+            cow: false,
+        };
+        let s = Storage::open(&e);
+        assert_eq!(
+            s.extents(0, 256 << 10, false),
+            [(64 << 10, 2), (64 << 10, 0), (128 << 10, 2)]
+        );
+        assert_eq!(s.extents(100, 1000, true), [(1000, 2)]);
+    }
+}

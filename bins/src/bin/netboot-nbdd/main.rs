@@ -1,0 +1,269 @@
+//! `netboot-nbdd`: an NBD server for network-booted machines, a thin tokio driver around the
+//! `netboot-nbd` engine.
+//!
+//! Listens on TCP (default `[::]:10809`, IPv4 and IPv6), on a Unix socket, on sockets passed by
+//! systemd-style socket activation (`LISTEN_FDS`/`LISTEN_PID`), or serves one client on
+//! stdin/stdout (`--stdio`, inetd style; also how libnbd's `connect_command` and fuzzers run it).
+
+mod conn;
+mod export;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use conn::Shared;
+use netboot_nbd::engine::{Config, Limits};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// NBD server: read-only boot images from files or RAM, copy-on-write overlays, RAM disks.
+#[derive(Debug, Parser)]
+#[command(name = "netboot-nbdd", version)]
+struct Args {
+    /// TCP address to listen on (repeatable). Default `[::]:10809` (IPv4 too) unless another
+    /// listener is given.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Unix socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    /// Serve one client on stdin/stdout, then exit.
+    #[arg(long)]
+    stdio: bool,
+    /// An export: `NAME=PATH[,ram][,cow][,rw][,desc=TEXT]`. Default read-only from the file;
+    /// `ram` loads it once and all clients share those bytes; `cow` gives each connection a
+    /// private RAM overlay; `rw` writes through to the file. The first export is the default.
+    #[arg(long, value_name = "SPEC")]
+    export: Vec<String>,
+    /// An empty writable RAM disk shared by all clients: `NAME=SIZE` (e.g. `scratch=1G`).
+    #[arg(long, value_name = "NAME=SIZE")]
+    ramdisk: Vec<String>,
+    /// Seconds a client may take to finish the handshake.
+    #[arg(long, default_value_t = 10)]
+    handshake_timeout: u64,
+    /// Options per connection before disconnecting.
+    #[arg(long, default_value_t = 64)]
+    max_options: u32,
+    /// Largest option data accepted, bytes.
+    #[arg(long, default_value_t = 65536)]
+    max_option_len: u32,
+    /// Largest READ/WRITE payload, bytes (advertised as the maximum block size).
+    #[arg(long, default_value_t = 32 << 20)]
+    max_payload: u32,
+    /// Requests served per batch before their replies are sent (per connection).
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Simultaneous connections; more are closed at once.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Refuse NBD_OPT_LIST (export names stay private).
+    #[arg(long)]
+    no_list: bool,
+}
+
+fn main() -> ExitCode {
+    netboot_bins::init_logging();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("runtime: {e}");
+            return ExitCode::from(netboot_bins::EXIT_USAGE);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::from(netboot_bins::EXIT_OK),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(netboot_bins::EXIT_USAGE)
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one: each client is a descriptor.
+fn raise_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut exports = Vec::new();
+    for spec in &args.export {
+        exports.push(export::parse_export(spec)?);
+    }
+    for spec in &args.ramdisk {
+        exports.push(export::parse_ramdisk(spec)?);
+    }
+    if exports.is_empty() {
+        bail!("no exports: give --export NAME=PATH or --ramdisk NAME=SIZE");
+    }
+    let config = Config {
+        exports: exports.iter().map(|e| e.export.clone()).collect(),
+        limits: Limits {
+            max_options: args.max_options,
+            max_option_len: args.max_option_len,
+            max_payload: args.max_payload,
+            max_discard: u64::from(args.max_payload) * 2,
+        },
+        hide_list: args.no_list,
+    };
+    let shared = Arc::new(Shared {
+        config,
+        exports,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        max_in_flight: args.max_in_flight.max(1),
+    });
+    for e in &shared.exports {
+        tracing::info!(export = %e.export.name, size = e.export.size, read_only = e.export.read_only,
+            cow = e.cow, backing = e.backing.kind(), "export");
+    }
+
+    if args.stdio {
+        // tokio::fs::File does its blocking I/O on the blocking pool, which suits a pipe or
+        // a socketpair alike; the descriptors are duplicated, so no unsafe adoption.
+        use std::os::fd::AsFd;
+        let input = std::io::stdin().as_fd().try_clone_to_owned()?;
+        let output = std::io::stdout().as_fd().try_clone_to_owned()?;
+        let io = tokio::io::join(
+            tokio::fs::File::from_std(input.into()),
+            tokio::fs::File::from_std(output.into()),
+        );
+        conn::serve(io, "stdio".into(), shared).await;
+        return Ok(());
+    }
+    raise_nofile();
+
+    let limit = Arc::new(Semaphore::new(args.max_connections));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut listeners = 0;
+
+    let mut fds = listenfd::ListenFd::from_env();
+    for i in 0..fds.len() {
+        if let Ok(Some(l)) = fds.take_unix_listener(i) {
+            l.set_nonblocking(true)?;
+            let l = tokio::net::UnixListener::from_std(l)?;
+            tracing::info!(fd = 3 + i, "listening on an activated unix socket");
+            tasks.spawn(accept_unix(l, shared.clone(), limit.clone()));
+            listeners += 1;
+        } else if let Ok(Some(l)) = fds.take_tcp_listener(i) {
+            l.set_nonblocking(true)?;
+            let l = tokio::net::TcpListener::from_std(l)?;
+            tracing::info!(addr = %l.local_addr()?, "listening on an activated TCP socket");
+            tasks.spawn(accept_tcp(l, shared.clone(), limit.clone()));
+            listeners += 1;
+        }
+    }
+    if let Some(path) = &args.unix {
+        // A stale socket from an earlier run would make bind fail.
+        if std::fs::symlink_metadata(path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(path);
+        }
+        let l = tokio::net::UnixListener::bind(path)
+            .with_context(|| format!("binding {}", path.display()))?;
+        tracing::info!(path = %path.display(), "listening");
+        tasks.spawn(accept_unix(l, shared.clone(), limit.clone()));
+        listeners += 1;
+    }
+    let mut addrs = args.listen.clone();
+    if addrs.is_empty() && listeners == 0 {
+        addrs.push(SocketAddr::from(([0u16; 8], 10809)));
+    }
+    for addr in addrs {
+        let l = tcp_listener(addr).with_context(|| format!("listening on {addr}"))?;
+        tracing::info!(addr = %l.local_addr()?, "listening");
+        tasks.spawn(accept_tcp(l, shared.clone(), limit.clone()));
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, exiting"),
+        _ = term.recv() => tracing::info!("terminated, exiting"),
+        r = tasks.join_next() => {
+            if let Some(Ok(Err(e))) = r {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A TCP listener; the IPv6 wildcard also accepts IPv4 (dual stack).
+fn tcp_listener(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(s.into())?)
+}
+
+async fn accept_tcp(
+    l: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) -> anyhow::Result<()> {
+    loop {
+        let (s, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(client = %peer, "connection limit reached, closing");
+            continue;
+        };
+        // Replies are small and latency-bound; never let Nagle hold them back.
+        let _ = s.set_nodelay(true);
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            conn::serve(s, peer.to_string(), sh).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn accept_unix(
+    l: tokio::net::UnixListener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) -> anyhow::Result<()> {
+    loop {
+        let (s, _) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!("connection limit reached, closing");
+            continue;
+        };
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            conn::serve(s, "unix".into(), sh).await;
+            drop(permit);
+        });
+    }
+}
