@@ -1,0 +1,274 @@
+//! Root confinement: which names a client may ask for and how files are opened.
+//!
+//! Two layers, so a mistake in one is caught by the other:
+//! 1. a lexical check on the requested name (no `..` component, no backslash unless mapped,
+//!    bounded length), after which a leading `/` means "the root" (iPXE asks for
+//!    `/ltsp/ltsp.img`);
+//! 2. `openat2(root, name, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel refuses any
+//!    resolution, symlinks included, that would leave the root.
+//!
+//! Only regular files are served; they are opened with `O_NONBLOCK` so a FIFO or device
+//! cannot stall the event loop (its type is refused right after the open). Error texts are
+//! fixed strings: nothing about server paths ever reaches a client.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use netboot_tftp::engine::{BlockSink, BlockSource};
+use netboot_tftp::wire::ErrorCode;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// Longest file name accepted (bytes, after the request parser's own limit).
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Why a request for a file is refused; maps to the ERROR the client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// ERROR 1.
+    NotFound,
+    /// ERROR 2.
+    Access,
+    /// ERROR 6.
+    Exists,
+    /// ERROR 0: an I/O failure we do not describe to the client.
+    Io,
+}
+
+impl Refusal {
+    /// The ERROR code and fixed text sent to the client.
+    pub fn error(self) -> (ErrorCode, &'static str) {
+        match self {
+            Refusal::NotFound => (ErrorCode::FILE_NOT_FOUND, "File not found"),
+            Refusal::Access => (ErrorCode::ACCESS_VIOLATION, "Access violation"),
+            Refusal::Exists => (ErrorCode::FILE_EXISTS, "File already exists"),
+            Refusal::Io => (ErrorCode::UNDEFINED, "I/O error"),
+        }
+    }
+
+    fn from_errno(e: Errno) -> Refusal {
+        match e {
+            Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => Refusal::NotFound,
+            Errno::EXIST => Refusal::Exists,
+            // EXDEV: RESOLVE_BENEATH caught an escape; ELOOP: symlink loop or magic link.
+            _ => Refusal::Access,
+        }
+    }
+}
+
+/// Turns a requested name into a path relative to the root, or refuses it.
+pub fn relative_name(name: &[u8], map_backslash: bool) -> Result<Vec<u8>, Refusal> {
+    if name.len() > MAX_NAME_LEN || name.contains(&0) {
+        return Err(Refusal::Access);
+    }
+    let mut rel: Vec<u8> = name.to_vec();
+    if rel.contains(&b'\\') {
+        if !map_backslash {
+            return Err(Refusal::Access);
+        }
+        rel.iter_mut()
+            .filter(|b| **b == b'\\')
+            .for_each(|b| *b = b'/');
+    }
+    let start = rel.iter().position(|&b| b != b'/').unwrap_or(rel.len());
+    rel.drain(..start);
+    if rel.split(|&b| b == b'/').any(|c| c == b"..") {
+        return Err(Refusal::Access);
+    }
+    if rel.iter().all(|&b| b == b'/' || b == b'.') {
+        // Empty, "." or the root itself: not a file.
+        return Err(Refusal::Access);
+    }
+    Ok(rel)
+}
+
+fn beneath() -> ResolveFlags {
+    ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
+}
+
+fn path_of(rel: &[u8]) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(rel)
+}
+
+/// Opens the root directory once at start-up; every later open is relative to it.
+pub fn open_root(dir: &std::path::Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// A file opened for reading, with its size.
+pub struct ReadFile {
+    file: File,
+    /// Size when opened (what `tsize` reports).
+    pub size: u64,
+}
+
+/// Opens `rel` beneath `root` for reading: a regular file, or a refusal.
+pub fn open_read(root: &OwnedFd, rel: &[u8]) -> Result<ReadFile, Refusal> {
+    let fd = rustix::fs::openat2(
+        root,
+        path_of(rel),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        beneath(),
+    )
+    .map_err(Refusal::from_errno)?;
+    let st = rustix::fs::fstat(&fd).map_err(|_| Refusal::Io)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Refusal::Access);
+    }
+    Ok(ReadFile {
+        file: File::from(fd),
+        size: st.st_size as u64,
+    })
+}
+
+impl BlockSource for &ReadFile {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        // pread from the page cache: many sessions on one initrd share the cached pages.
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// An upload in progress: written to a temporary file beside its final name and renamed
+/// into place only when complete, so a half-written file is never visible.
+pub struct Upload {
+    dir: OwnedFd,
+    temp: Vec<u8>,
+    name: Vec<u8>,
+    file: File,
+    overwrite: bool,
+    committed: bool,
+}
+
+/// Starts an upload of `rel` beneath `root`.
+pub fn create_upload(root: &OwnedFd, rel: &[u8], overwrite: bool) -> Result<Upload, Refusal> {
+    let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&b"."[..], rel),
+    };
+    if name.is_empty() || name == b"." {
+        return Err(Refusal::Access);
+    }
+    let parent = if parent.is_empty() { &b"."[..] } else { parent };
+    let dir = rustix::fs::openat2(
+        root,
+        path_of(parent),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        beneath(),
+    )
+    .map_err(Refusal::from_errno)?;
+    if !overwrite {
+        match rustix::fs::statat(&dir, path_of(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => return Err(Refusal::Exists),
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(Refusal::from_errno(e)),
+        }
+    }
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut temp = b".".to_vec();
+    temp.extend_from_slice(name);
+    temp.extend_from_slice(format!(".tftpd-{}-{n}.part", std::process::id()).as_bytes());
+    let fd = rustix::fs::openat(
+        &dir,
+        path_of(&temp),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(Refusal::from_errno)?;
+    Ok(Upload {
+        dir,
+        temp,
+        name: name.to_vec(),
+        file: File::from(fd),
+        overwrite,
+        committed: false,
+    })
+}
+
+impl Upload {
+    /// Renames the finished file into place (never replacing an existing one unless
+    /// overwriting is allowed).
+    pub fn commit(&mut self) -> Result<(), Refusal> {
+        self.file.sync_data().map_err(|_| Refusal::Io)?;
+        let flags = if self.overwrite {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(
+            &self.dir,
+            path_of(&self.temp),
+            &self.dir,
+            path_of(&self.name),
+            flags,
+        )
+        .map_err(Refusal::from_errno)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl BlockSink for Upload {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(data, offset)
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = rustix::fs::unlinkat(&self.dir, path_of(&self.temp), AtFlags::empty());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let ok = |n: &[u8]| relative_name(n, false);
+        assert_eq!(ok(b"pxelinux.0"), Ok(b"pxelinux.0".to_vec()));
+        assert_eq!(ok(b"/ltsp/ltsp.img"), Ok(b"ltsp/ltsp.img".to_vec()));
+        assert_eq!(ok(b"//a//b"), Ok(b"a//b".to_vec()));
+        for bad in [
+            &b""[..],
+            b"/",
+            b".",
+            b"..",
+            b"../etc/passwd",
+            b"a/../b",
+            b"a/..",
+            b"/../../etc/hostname",
+            b"..\\..\\etc\\hostname",
+            b"C:\\boot.ini",
+        ] {
+            assert_eq!(ok(bad), Err(Refusal::Access), "{bad:?}");
+        }
+        assert_eq!(relative_name(b"a\\b", true), Ok(b"a/b".to_vec()));
+        assert_eq!(relative_name(b"..\\x", true), Err(Refusal::Access));
+        assert_eq!(ok(&[b'a'; 2000]), Err(Refusal::Access));
+        // "%2e%2e" is just a name; it is looked up literally.
+        assert!(ok(b"%2e%2e/x").is_ok());
+    }
+}

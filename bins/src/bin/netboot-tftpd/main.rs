@@ -1,0 +1,295 @@
+//! `netboot-tftpd`: a read-mostly TFTP server for network boot, built on `netboot-tftp`.
+//!
+//! One single-threaded event loop (tokio current-thread): listening sockets hand each
+//! request to a session task with its own port; no thread or process per transfer. Hard
+//! caps bound sessions in total and per client address, the window in bytes and the time
+//! per transfer, so a flood of requests costs bounded memory. Files are confined to
+//! `--root` by `openat2(RESOLVE_BENEATH)`; uploads only with `--allow-write`.
+
+mod fs;
+mod session;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use netboot_tftp::engine::{Config, Rollover};
+use netboot_tftp::wire::{self, ErrorCode, Repr};
+use tokio::net::UdpSocket;
+
+/// TFTP server for network boot (RFC 1350, 2347, 2348, 2349, 7440).
+#[derive(Debug, Parser)]
+#[command(name = "netboot-tftpd", version)]
+struct Args {
+    /// Directory served; nothing outside it is ever reachable.
+    #[arg(long)]
+    root: PathBuf,
+    /// Address to listen on, IPv4 or IPv6 (repeatable); default port 69.
+    #[arg(
+        long = "listen",
+        value_name = "ADDR[:PORT]",
+        default_value = "0.0.0.0:69"
+    )]
+    listen: Vec<String>,
+    /// Concurrent transfers at most.
+    #[arg(long, default_value_t = 128)]
+    max_sessions: usize,
+    /// Concurrent transfers per client address at most.
+    #[arg(long, default_value_t = 16)]
+    max_sessions_per_client: usize,
+    /// Largest block size granted (RFC 2348 allows 8..=65464).
+    #[arg(long, default_value_t = wire::MAX_BLKSIZE, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    max_blksize: u16,
+    /// Largest window granted, in blocks (RFC 7440).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    max_windowsize: u16,
+    /// Window × block size cap in bytes, so a window never overflows a client's buffer.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_window_bytes: u32,
+    /// Seconds a single transfer may take at most.
+    #[arg(long, default_value_t = 600)]
+    max_transfer_secs: u64,
+    /// Retransmission timeout in milliseconds when the client sets none.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Retransmissions of one packet before a transfer is abandoned.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// Block number after 65535.
+    #[arg(long, value_enum, default_value = "0")]
+    rollover: RolloverArg,
+    /// Accept uploads (WRQ). Off by default: the server is read-only.
+    #[arg(long)]
+    allow_write: bool,
+    /// Let uploads replace existing files.
+    #[arg(long, requires = "allow_write")]
+    allow_overwrite: bool,
+    /// Largest upload in bytes (a larger `tsize` gets ERROR 3 up front).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Treat `\` in file names as `/` (Windows-style clients); otherwise it is refused.
+    #[arg(long)]
+    map_backslash: bool,
+    /// Longest request accepted in bytes (RFC 2347 says 512).
+    #[arg(long, default_value_t = wire::MAX_REQUEST_LEN)]
+    max_request_len: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RolloverArg {
+    /// 65535 → 0 (what iPXE and UEFI expect).
+    #[value(name = "0")]
+    Zero,
+    /// 65535 → 1.
+    #[value(name = "1")]
+    One,
+    /// Refuse files over 65535 blocks.
+    Refuse,
+}
+
+/// What every session needs, shared read-only.
+pub struct Ctx {
+    root: OwnedFd,
+    engine: Config,
+    map_backslash: bool,
+    allow_write: bool,
+    allow_overwrite: bool,
+    max_request_len: usize,
+}
+
+/// Session accounting: live peers and counts per client address.
+struct Table {
+    peers: HashMap<SocketAddr, ()>,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// Holds a session's place in the [`Table`]; frees it on drop, however the session ends.
+pub struct SessionGuard {
+    table: Arc<Mutex<Table>>,
+    peer: SocketAddr,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.peers.remove(&self.peer);
+        if let Some(n) = t.per_client.get_mut(&self.peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                t.per_client.remove(&self.peer.ip());
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    netboot_bins::init_logging();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("netboot-tftpd: {e}");
+            return ExitCode::from(netboot_bins::EXIT_USAGE);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::from(netboot_bins::EXIT_OK),
+        Err(e) => {
+            eprintln!("netboot-tftpd: {e:#}");
+            ExitCode::from(netboot_bins::EXIT_USAGE)
+        }
+    }
+}
+
+fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: IpAddr = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .with_context(|| format!("--listen {s}: not ADDR or ADDR:PORT"))?;
+    Ok(SocketAddr::new(ip, 69))
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Separate v4 and v6 listeners may share a port.
+        sock.set_only_v6(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())
+        .with_context(|| format!("bind {addr}"))?;
+    Ok(UdpSocket::from_std(sock.into())?)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let root =
+        fs::open_root(&args.root).with_context(|| format!("--root {}", args.root.display()))?;
+    let engine = Config {
+        max_blksize: args.max_blksize,
+        max_windowsize: args.max_windowsize,
+        max_window_bytes: args.max_window_bytes,
+        default_timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        max_retries: args.retries,
+        max_transfer_time: Duration::from_secs(args.max_transfer_secs),
+        rollover: match args.rollover {
+            RolloverArg::Zero => Rollover::ToZero,
+            RolloverArg::One => Rollover::ToOne,
+            RolloverArg::Refuse => Rollover::Refuse,
+        },
+        max_upload: Some(args.max_upload_bytes),
+    };
+    let ctx = Arc::new(Ctx {
+        root,
+        engine,
+        map_backslash: args.map_backslash,
+        allow_write: args.allow_write,
+        allow_overwrite: args.allow_overwrite,
+        max_request_len: args.max_request_len,
+    });
+    let table = Arc::new(Mutex::new(Table {
+        peers: HashMap::new(),
+        per_client: HashMap::new(),
+    }));
+    let limits = (args.max_sessions, args.max_sessions_per_client);
+    let mut listeners = tokio::task::JoinSet::new();
+    for s in &args.listen {
+        let addr = parse_listen(s)?;
+        let sock = bind(addr)?;
+        tracing::info!(listen = %sock.local_addr()?, root = %args.root.display(), write = args.allow_write, "serving");
+        listeners.spawn(listen(sock, ctx.clone(), table.clone(), limits));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        Some(r) = listeners.join_next() => r??,
+    }
+    Ok(())
+}
+
+async fn listen(
+    sock: UdpSocket,
+    ctx: Arc<Ctx>,
+    table: Arc<Mutex<Table>>,
+    (max_sessions, max_per_client): (usize, usize),
+) -> anyhow::Result<()> {
+    let local = sock.local_addr()?;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP errors from earlier sends surface here on some kernels; keep serving.
+            Err(_) => continue,
+        };
+        let datagram = &buf[..n];
+        match Repr::parse_with_limit(datagram, ctx.max_request_len) {
+            Ok(Repr::Rrq(_) | Repr::Wrq(_)) => {}
+            // Stray DATA/ACK/ERROR/OACK on the well-known port: not ours to answer.
+            Ok(_) | Err(wire::Error::Truncated | wire::Error::UnknownOpcode(_)) => continue,
+            Err(e) => {
+                tracing::debug!(client = %peer, error = %e, "malformed request");
+                let mut out = [0u8; 64];
+                let len =
+                    wire::emit_error(&mut out, ErrorCode::ILLEGAL_OPERATION, "Malformed request");
+                let _ = sock.send_to(&out[..len], peer).await;
+                continue;
+            }
+        }
+        let busy = {
+            let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+            if t.peers.contains_key(&peer) {
+                // A retransmitted request for a live session: its timer already resends.
+                continue;
+            }
+            let per = t.per_client.get(&peer.ip()).copied().unwrap_or(0);
+            if t.peers.len() >= max_sessions || per >= max_per_client {
+                true
+            } else {
+                t.peers.insert(peer, ());
+                *t.per_client.entry(peer.ip()).or_insert(0) += 1;
+                false
+            }
+        };
+        if busy {
+            tracing::warn!(client = %peer, "session limit reached, request refused");
+            let mut out = [0u8; 64];
+            let len = wire::emit_error(&mut out, ErrorCode::UNDEFINED, "Server busy, try later");
+            let _ = sock.send_to(&out[..len], peer).await;
+            continue;
+        }
+        let guard = SessionGuard {
+            table: table.clone(),
+            peer,
+        };
+        // The session's port is its transfer ID; bound on the listener's address so replies
+        // leave from the address the client talked to.
+        let session_sock = match bind(SocketAddr::new(local.ip(), 0)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(client = %peer, error = %e, "cannot open a session socket");
+                continue;
+            }
+        };
+        tokio::spawn(session::serve(
+            ctx.clone(),
+            session_sock,
+            peer,
+            datagram.to_vec(),
+            guard,
+        ));
+    }
+}

@@ -1,0 +1,238 @@
+//! One transfer: resolve the file, run the engine, move its datagrams.
+//!
+//! A session is a task on the single-threaded runtime with its own UDP socket (its port is
+//! the server's transfer ID, RFC 1350 §4). Its memory is the engine plus one window of
+//! datagrams, whatever the file size. Windows leave in one `sendmmsg` call.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use netboot_tftp::engine::{Outcome, ReadTransfer, Stats, WriteTransfer};
+use netboot_tftp::wire::{self, ErrorCode, Repr, Request};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use crate::fs::{self, Refusal};
+use crate::{Ctx, SessionGuard};
+
+/// Datagrams per `sendmmsg` call at most.
+const BATCH: usize = 64;
+
+/// Serves one request that arrived on a listening socket.
+pub async fn serve(
+    ctx: Arc<Ctx>,
+    sock: UdpSocket,
+    peer: SocketAddr,
+    request: Vec<u8>,
+    guard: SessionGuard,
+) {
+    let start = Instant::now();
+    let (req, write) = match Repr::parse_with_limit(&request, ctx.max_request_len) {
+        Ok(Repr::Rrq(r)) => (r, false),
+        Ok(Repr::Wrq(r)) => (r, true),
+        _ => return,
+    };
+    let name = format!("{:?}", String::from_utf8_lossy(req.filename));
+    let result = if write {
+        serve_write(&ctx, &sock, peer, &req).await
+    } else {
+        serve_read(&ctx, &sock, peer, &req).await
+    };
+    let ms = start.elapsed().as_millis();
+    let kind = if write { "WRQ" } else { "RRQ" };
+    match result {
+        Ok(Done {
+            outcome,
+            stats,
+            blksize,
+            windowsize,
+        }) => tracing::info!(
+            client = %peer, kind, file = %name, mode = ?req.mode, blksize, windowsize,
+            bytes = stats.bytes, ms, retransmits = stats.retransmits,
+            outcome = %outcome.map_or("Unfinished".to_string(), |o| format!("{o:?}")), "transfer"
+        ),
+        Err(e) => {
+            tracing::info!(client = %peer, kind, file = %name, ms, outcome = %e, "transfer refused")
+        }
+    }
+    drop(guard);
+}
+
+/// Summary for the log line.
+struct Done {
+    outcome: Option<Outcome>,
+    stats: Stats,
+    blksize: u16,
+    windowsize: u16,
+}
+
+/// Sends an ERROR for a refused request (from the session's own port, as RFC 1350 wants).
+async fn refuse(sock: &UdpSocket, peer: SocketAddr, r: Refusal) -> String {
+    let (code, text) = r.error();
+    let mut buf = [0u8; 64];
+    let n = wire::emit_error(&mut buf, code, text);
+    let _ = sock.send_to(&buf[..n], peer).await;
+    format!("ERROR {} {text}", code.0)
+}
+
+async fn serve_read(
+    ctx: &Ctx,
+    sock: &UdpSocket,
+    peer: SocketAddr,
+    req: &Request<'_>,
+) -> Result<Done, String> {
+    let rel = match fs::relative_name(req.filename, ctx.map_backslash) {
+        Ok(rel) => rel,
+        Err(r) => return Err(refuse(sock, peer, r).await),
+    };
+    let file = match fs::open_read(&ctx.root, &rel) {
+        Ok(f) => f,
+        Err(r) => return Err(refuse(sock, peer, r).await),
+    };
+    let mut tx = ReadTransfer::new(Instant::now(), req, file.size, &ctx.engine);
+    let neg = *tx.negotiated();
+    let slot = tx.max_datagram_len().max(512);
+    let mut out = vec![0u8; slot * usize::from(neg.windowsize).clamp(1, BATCH)];
+    let mut lens = Vec::with_capacity(BATCH);
+    let mut rbuf = [0u8; 1024];
+    let mut src = &file;
+    loop {
+        let now = Instant::now();
+        loop {
+            let i = lens.len();
+            if i * slot == out.len() {
+                send_batch(sock, peer, &out, slot, &lens).await;
+                lens.clear();
+                continue;
+            }
+            match tx.poll_transmit(now, &mut out[i * slot..(i + 1) * slot], &mut src) {
+                Some(n) => lens.push(n),
+                None => break,
+            }
+        }
+        send_batch(sock, peer, &out, slot, &lens).await;
+        lens.clear();
+        if tx.is_closed() {
+            break;
+        }
+        let Some(deadline) = tx.poll_timeout() else {
+            break;
+        };
+        tokio::select! {
+            r = sock.recv_from(&mut rbuf) => match r {
+                Ok((n, from)) if from == peer => tx.handle_datagram(Instant::now(), &rbuf[..n]),
+                Ok((_, from)) => unknown_tid(sock, from).await,
+                Err(_) => {}
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => tx.handle_timeout(Instant::now()),
+        }
+    }
+    Ok(Done {
+        outcome: tx.outcome(),
+        stats: tx.stats(),
+        blksize: neg.blksize,
+        windowsize: neg.windowsize,
+    })
+}
+
+async fn serve_write(
+    ctx: &Ctx,
+    sock: &UdpSocket,
+    peer: SocketAddr,
+    req: &Request<'_>,
+) -> Result<Done, String> {
+    if !ctx.allow_write {
+        return Err(refuse(sock, peer, Refusal::Access).await);
+    }
+    let rel = match fs::relative_name(req.filename, ctx.map_backslash) {
+        Ok(rel) => rel,
+        Err(r) => return Err(refuse(sock, peer, r).await),
+    };
+    let mut upload = match fs::create_upload(&ctx.root, &rel, ctx.allow_overwrite) {
+        Ok(u) => u,
+        Err(r) => return Err(refuse(sock, peer, r).await),
+    };
+    let mut rx = WriteTransfer::new(Instant::now(), req, &ctx.engine);
+    let neg = *rx.negotiated();
+    let mut out = [0u8; 512];
+    let mut rbuf = vec![0u8; wire::HEADER_LEN + usize::from(neg.blksize) + 1];
+    let mut committed = false;
+    loop {
+        let now = Instant::now();
+        while let Some(n) = rx.poll_transmit(now, &mut out) {
+            let _ = sock.send_to(&out[..n], peer).await;
+        }
+        if rx.outcome() == Some(Outcome::Complete) && !committed {
+            committed = true;
+            if let Err(r) = upload.commit() {
+                let (code, text) = r.error();
+                rx.abort(code, text);
+                continue;
+            }
+        }
+        if rx.is_closed() {
+            break;
+        }
+        let Some(deadline) = rx.poll_timeout() else {
+            break;
+        };
+        tokio::select! {
+            r = sock.recv_from(&mut rbuf) => match r {
+                Ok((n, from)) if from == peer => rx.handle_datagram(Instant::now(), &rbuf[..n], &mut upload),
+                Ok((_, from)) => unknown_tid(sock, from).await,
+                Err(_) => {}
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => rx.handle_timeout(Instant::now()),
+        }
+    }
+    Ok(Done {
+        outcome: rx.outcome(),
+        stats: rx.stats(),
+        blksize: neg.blksize,
+        windowsize: neg.windowsize,
+    })
+}
+
+/// RFC 1350 §4: a datagram from a port that is not the peer's gets ERROR 5 and the
+/// transfer goes on.
+async fn unknown_tid(sock: &UdpSocket, from: SocketAddr) {
+    let mut buf = [0u8; 32];
+    let n = wire::emit_error(&mut buf, ErrorCode::UNKNOWN_TID, "Unknown transfer ID");
+    let _ = sock.send_to(&buf[..n], from).await;
+}
+
+/// Sends `lens.len()` datagrams laid out every `slot` bytes in `out`, with as few
+/// `sendmmsg` calls as the kernel allows. Errors are dropped like lost packets: the
+/// engine's timer recovers.
+async fn send_batch(sock: &UdpSocket, peer: SocketAddr, out: &[u8], slot: usize, lens: &[usize]) {
+    let addr = SocketAddrAny::from(peer);
+    let mut sent = 0;
+    while sent < lens.len() {
+        let r = sock
+            .async_io(Interest::WRITABLE, || {
+                let iovs: Vec<IoSlice<'_>> = lens[sent..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| IoSlice::new(&out[(sent + i) * slot..][..len]))
+                    .collect();
+                let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = iovs
+                    .iter()
+                    .map(|_| SendAncillaryBuffer::default())
+                    .collect();
+                let mut msgs: Vec<MMsgHdr<'_>> = iovs
+                    .iter()
+                    .zip(controls.iter_mut())
+                    .map(|(iov, c)| MMsgHdr::new_with_addr(&addr, std::slice::from_ref(iov), c))
+                    .collect();
+                rustix::net::sendmmsg(sock, &mut msgs, SendFlags::empty()).map_err(io::Error::from)
+            })
+            .await;
+        match r {
+            Ok(n) if n > 0 => sent += n,
+            _ => return,
+        }
+    }
+}
