@@ -105,3 +105,31 @@ pub fn entry_line(dialect: Dialect, key: &str, value: &str) -> Result<String, Un
         Dialect::Ltsp19 => Ok(format!("{key}={}\n", quote(value))),
     }
 }
+
+/// A value for people to read: as written when it is a plain word, else in double quotes
+/// with `"` and `\` escaped and control characters shown as `\n`, `\t`, `\r` or `\xNN`.
+pub fn quote_for_display(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&c))
+    {
+        return value.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
