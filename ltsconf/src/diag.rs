@@ -59,6 +59,9 @@ pub enum Kind {
     Value,
     /// A value written on the line after its `=` (allowed by getltscfg, easy to get wrong).
     ValueOnNextLine,
+    /// lts5: a quoted value holding `"`: getltscfg's quotes run to the last `"` of the line,
+    /// so a trailing `# comment "..."` became part of the value.
+    QuoteInValue,
 }
 
 /// One problem, located.

@@ -628,6 +628,15 @@ impl<'a> Parser<'a> {
                 ),
             );
         }
+        if quoted && raw.contains('"') {
+            self.doc.diagnostics.push(Diagnostic::warning(
+                Kind::QuoteInValue,
+                entry.value.span,
+                format!(
+                    "the value of `{key}` runs to the last `\"` of the line, so it contains `\"`: getltscfg has no escapes, and the `\"` ends the quoting in its output, breaking `eval`"
+                ),
+            ));
+        }
         if let State::In(i) = self.state {
             self.doc.sections[i].entries.push(entry);
         }
