@@ -263,7 +263,9 @@ enum State {
     ClientFlags,
     Options,
     Transmission,
-    Skip(u64),
+    /// Swallowing a rejected payload; its error reply goes out once the payload is read
+    /// (clients match replies only to requests they have finished sending).
+    Skip(u64, Header),
     Closed,
 }
 
@@ -324,7 +326,7 @@ impl Connection {
 
     /// Whether the handshake is over (transmission or closed).
     pub fn in_transmission(&self) -> bool {
-        matches!(self.state, State::Transmission | State::Skip(_))
+        matches!(self.state, State::Transmission | State::Skip(..))
     }
 
     /// Whether structured replies were agreed.
@@ -365,16 +367,17 @@ impl Connection {
             }
             State::Options => self.option(config, input),
             State::Transmission => self.request(config, input),
-            State::Skip(left) => {
+            State::Skip(left, reply) => {
                 if input.is_empty() {
                     return Ok(Step::Need(1));
                 }
                 let n = left.min(input.len() as u64);
-                self.state = if n == left {
-                    State::Transmission
+                if n == left {
+                    self.out.extend_from_slice(&reply);
+                    self.state = State::Transmission;
                 } else {
-                    State::Skip(left - n)
-                };
+                    self.state = State::Skip(left - n, reply);
+                }
                 Ok(Step::Consumed(n as usize))
             }
         }
@@ -656,12 +659,13 @@ impl Connection {
             }
             Err(code) => {
                 let h = self.replies().error(r.cookie, r.offset, code);
-                self.out.extend_from_slice(&h);
                 if payload > config.limits.max_discard {
                     return self.fail(Fatal::PayloadTooLarge(payload));
                 }
                 if payload > 0 {
-                    self.state = State::Skip(payload);
+                    self.state = State::Skip(payload, h);
+                } else {
+                    self.out.extend_from_slice(&h);
                 }
                 Ok(Step::Consumed(hlen))
             }
@@ -721,7 +725,7 @@ impl Connection {
 }
 
 /// A reply header of at most 40 bytes, built on the stack.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     buf: [u8; 48],
     len: usize,

@@ -435,6 +435,12 @@ fn transmission_errors_per_spec() {
     w.extend(std::iter::repeat_n(0x25, 1000)); // payload that looks like request magic bytes
     for b in &w {
         assert!(h.feed(&[*b]).unwrap().is_empty());
+        // The error reply waits until the whole payload is in: libnbd only matches replies to
+        // requests it has finished sending.
+        if h.out.is_empty() {
+            continue;
+        }
+        assert!(std::ptr::eq(b, w.last().unwrap()), "reply before the payload was read");
     }
     assert_eq!(simple_error(&h.take_out()), (errno::EPERM, 20));
     let evs = h
