@@ -1,0 +1,338 @@
+//! The TOML configuration: serde types with `deny_unknown_fields`, and the semantic checks
+//! that turn them into the engine's [`Config`], each problem reported as `file:line:col`.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use netboot_dhcp::server::{BootPolicy, BootRule, Config, Host, Subnet};
+use netboot_dhcp::wire::LeaseTime;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub boot: BootSection,
+    #[serde(default)]
+    pub subnet: Vec<SubnetSection>,
+    #[serde(default)]
+    pub host: Vec<HostSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Interfaces to serve (one socket each, SO_BINDTODEVICE); empty = every interface.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "yes")]
+    pub authoritative: bool,
+    #[serde(default)]
+    pub rapid_commit: bool,
+    #[serde(default)]
+    pub match_client_id: bool,
+    #[serde(default = "default_offer_hold")]
+    pub offer_hold: u32,
+    #[serde(default = "default_probation")]
+    pub decline_probation: u32,
+    #[serde(default)]
+    pub proxy: bool,
+    pub lease_file: Option<PathBuf>,
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults deserialize")
+    }
+}
+
+fn default_port() -> u16 {
+    67
+}
+fn yes() -> bool {
+    true
+}
+fn default_offer_hold() -> u32 {
+    30
+}
+fn default_probation() -> u32 {
+    600
+}
+
+/// Whether an ACK waits for its lease to reach the disk.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fdatasync before replying (one per batch of replies).
+    #[default]
+    Fsync,
+    /// Write without syncing: for benchmarks only.
+    None,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BootSection {
+    /// File for clients no rule matches (BIOS).
+    pub default: Option<String>,
+    /// What iPXE gets (option 77 `iPXE` or option 175 present).
+    pub ipxe_script: Option<String>,
+    #[serde(default = "yes")]
+    pub ipxe_no_pxedhcp: bool,
+    #[serde(default)]
+    pub rule: Vec<RuleSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    #[serde(default)]
+    pub arch: Vec<u16>,
+    pub vendor_class: Option<String>,
+    pub file: String,
+    pub next_server: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetSection {
+    /// `a.b.c.d/len`.
+    pub network: Spanned<String>,
+    /// First and last pool address.
+    pub range: Option<Spanned<[Ipv4Addr; 2]>>,
+    #[serde(default)]
+    pub routers: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    /// Seconds, or "infinite".
+    pub lease_time: Option<Spanned<LeaseTimeValue>>,
+    pub next_server: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum LeaseTimeValue {
+    Seconds(u32),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    pub mac: Spanned<String>,
+    pub ip: Option<Spanned<Ipv4Addr>>,
+    pub hostname: Option<String>,
+    pub file: Option<String>,
+    pub next_server: Option<Ipv4Addr>,
+}
+
+/// A configuration problem with its place in the file.
+#[derive(Debug)]
+pub struct Problem {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Everything the daemon needs from the file.
+#[derive(Debug)]
+pub struct Loaded {
+    pub engine: Config,
+    pub server: ServerSection,
+}
+
+fn place(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+fn problem(text: &str, span: std::ops::Range<usize>, message: String) -> Problem {
+    let (line, col) = place(text, span.start);
+    Problem { line, col, message }
+}
+
+fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let len: u8 = l.parse().ok().filter(|&l| l <= 32)?;
+    Some((a.parse().ok()?, len))
+}
+
+fn parse_mac(s: &str) -> Option<Vec<u8>> {
+    let v: Vec<u8> = s
+        .split([':', '-'])
+        .map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2))
+        .collect::<Option<_>>()?;
+    (v.len() == 6).then_some(v)
+}
+
+/// Parses and checks `text`; returns every problem found, not just the first.
+pub fn load(text: &str) -> Result<Loaded, Vec<Problem>> {
+    let file: File = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        vec![problem(text, span, e.message().to_owned())]
+    })?;
+    let mut problems = Vec::new();
+    let mut subnets = Vec::new();
+    for s in &file.subnet {
+        let Some((network, prefix_len)) = parse_cidr(s.network.get_ref()) else {
+            problems.push(problem(
+                text,
+                s.network.span(),
+                format!("network {:?} is not a.b.c.d/len", s.network.get_ref()),
+            ));
+            continue;
+        };
+        let lease_time = match s.lease_time.as_ref().map(|l| (l.get_ref(), l.span())) {
+            None => LeaseTime::Finite(3600),
+            Some((LeaseTimeValue::Seconds(n), _)) => LeaseTime::Finite(*n),
+            Some((LeaseTimeValue::Word(w), _)) if w == "infinite" => LeaseTime::Infinite,
+            Some((LeaseTimeValue::Word(w), span)) => {
+                problems.push(problem(
+                    text,
+                    span,
+                    format!("lease_time {w:?}: give seconds or \"infinite\""),
+                ));
+                LeaseTime::Finite(3600)
+            }
+        };
+        let subnet = Subnet {
+            network,
+            prefix_len,
+            pool: s.range.as_ref().map(|r| (r.get_ref()[0], r.get_ref()[1])),
+            routers: s.routers.clone(),
+            dns_servers: s.dns.clone(),
+            domain_name: s.domain.clone(),
+            lease_time,
+            next_server: s.next_server,
+        };
+        if let Some(r) = &s.range {
+            let [lo, hi] = *r.get_ref();
+            if !subnet.contains(lo) || !subnet.contains(hi) || u32::from(lo) > u32::from(hi) {
+                problems.push(problem(
+                    text,
+                    r.span(),
+                    format!(
+                        "range {lo}..{hi} is not an ascending range inside {network}/{prefix_len}"
+                    ),
+                ));
+            }
+        }
+        subnets.push(subnet);
+    }
+    if file.subnet.is_empty() {
+        problems.push(Problem {
+            line: 1,
+            col: 1,
+            message: "no [[subnet]] configured".into(),
+        });
+    }
+    let mut hosts: Vec<Host> = Vec::new();
+    for h in &file.host {
+        let Some(mac) = parse_mac(h.mac.get_ref()) else {
+            problems.push(problem(
+                text,
+                h.mac.span(),
+                format!("mac {:?} is not six hex pairs", h.mac.get_ref()),
+            ));
+            continue;
+        };
+        if hosts.iter().any(|o| o.hw_addr == mac) {
+            problems.push(problem(text, h.mac.span(), "duplicate host mac".into()));
+        }
+        if let Some(ip) = &h.ip {
+            let a = *ip.get_ref();
+            if !subnets.iter().any(|s| s.contains(a)) {
+                problems.push(problem(
+                    text,
+                    ip.span(),
+                    format!("host address {a} is in no configured subnet"),
+                ));
+            }
+            if hosts.iter().any(|o| o.ip == Some(a)) {
+                problems.push(problem(
+                    text,
+                    ip.span(),
+                    format!("address {a} reserved twice"),
+                ));
+            }
+        }
+        hosts.push(Host {
+            hw_addr: mac,
+            ip: h.ip.as_ref().map(|i| *i.get_ref()),
+            hostname: h.hostname.clone(),
+            boot_file: h.file.clone(),
+            next_server: h.next_server,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let boot = BootPolicy {
+        rules: file
+            .boot
+            .rule
+            .iter()
+            .map(|r| BootRule {
+                arch: r.arch.clone(),
+                vendor_class: r.vendor_class.clone(),
+                file: r.file.clone(),
+                next_server: r.next_server,
+            })
+            .collect(),
+        default_file: file.boot.default.clone(),
+        ipxe_script: file.boot.ipxe_script.clone(),
+        ipxe_no_pxedhcp: file.boot.ipxe_no_pxedhcp,
+    };
+    let s = &file.server;
+    Ok(Loaded {
+        engine: Config {
+            subnets,
+            hosts,
+            boot,
+            authoritative: s.authoritative,
+            rapid_commit: s.rapid_commit,
+            match_client_id: s.match_client_id,
+            offer_hold: s.offer_hold,
+            decline_probation: s.decline_probation,
+            proxy: s.proxy,
+        },
+        server: file.server,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../../dhcp/examples/netboot-dhcpd.toml");
+
+    #[test]
+    fn the_example_loads() {
+        let l = load(EXAMPLE).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(l.engine.subnets.len(), 1);
+        assert_eq!(l.engine.subnets[0].lease_time, LeaseTime::Infinite);
+        assert_eq!(l.engine.boot.rules[0].arch, [7, 9]);
+    }
+
+    #[test]
+    fn problems_carry_lines() {
+        let bad = "[server]\nport = 67\nbogus = 1\n";
+        let p = load(bad).unwrap_err();
+        assert_eq!(p[0].line, 3, "{p:?}");
+        let bad = "[[subnet]]\nnetwork = \"10.0.0.0/8\"\nrange = [\"10.0.0.9\", \"11.0.0.1\"]\n\n[[host]]\nmac = \"zz\"\n";
+        let p = load(bad).unwrap_err();
+        let lines: Vec<usize> = p.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [3, 6], "{p:?}");
+    }
+}
