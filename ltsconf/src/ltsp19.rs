@@ -64,6 +64,8 @@ struct Lines<'a> {
     src: &'a str,
     doc: Document<'a>,
     cur: Option<usize>,
+    /// The first `\r` ending a parameter line (inside a quoted value it is data).
+    crlf: Option<usize>,
 }
 
 /// Parses `src` as LTSP 19+ `ltsp.conf`.
@@ -79,6 +81,7 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
             stop: None,
         },
         cur: None,
+        crlf: None,
     };
     let mut pos = 0;
     let mut line_no: u32 = 1;
@@ -88,11 +91,11 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
         line_no = line_no.saturating_add(saturate(src[pos..next].matches('\n').count()));
         pos = next;
     }
-    if let Some(at) = src.find("\r\n") {
+    if let Some(at) = p.crlf {
         p.doc.diagnostics.push(Diagnostic::error(
             Kind::Crlf,
             Span::at(src, at, 1),
-            "CR LF line endings: ini2sh keeps the `\\r` at the end of every value and command; convert with dos2unix",
+            "CR LF line endings: the shell keeps the `\\r` at the end of every value and command; convert with dos2unix",
         ));
     }
     p.doc
@@ -305,6 +308,9 @@ impl<'a> Lines<'a> {
         }
         // The rest of the value's last line.
         let last_end = line_end(src, vend);
+        if last_end > start && b[last_end - 1] == b'\r' && self.crlf.is_none() {
+            self.crlf = Some(last_end - 1);
+        }
         let rest = src[vend..last_end].trim_start_matches([' ', '\t']);
         if closed && !rest.is_empty() && !rest.starts_with(['#', ';', '&', '|', '\r']) {
             let at = last_end - rest.len();

@@ -498,7 +498,7 @@ fn ltsp19_problems() {
     let mangled = ltsp19("[clients]\nX=\"first\n[not a header]\"\n");
     assert_eq!(diags(&mangled), [(Kind::Syntax, E, 3, 1)]);
     let crlf = ltsp19("[clients]\r\nA=1\r\n");
-    assert_eq!(diags(&crlf), [(Kind::Crlf, E, 1, 10)]);
+    assert_eq!(diags(&crlf), [(Kind::Crlf, E, 2, 4)]);
     let known = ltsp19("[clients]\nIMAGE_TO_RAM=true\nRCFILE_1=x\n");
     assert_eq!(
         diags(&known),
