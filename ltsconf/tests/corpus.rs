@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 /// What each known file must produce: (file-name prefix, expected diagnostic kinds with their
 /// lines). Files not listed must parse without errors (or with errors, when named *INVALID*).
-const EXPECTED: &[(&str, &[(Kind, Severity, u32)])] = &[
+/// A diagnostic's kind, severity and line.
+type Expected = (Kind, Severity, u32);
+
+const EXPECTED: &[(&str, &[Expected])] = &[
     ("01-", &[]),
     ("02-", &[]),
     ("03-", &[]),
