@@ -53,7 +53,19 @@ pub fn server_log(root: &Path) -> String {
 
 /// A command that runs the server with stderr appended to [`log_path`].
 pub fn server_command(root: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("sh");
+    server_command_in(None, root, args)
+}
+
+/// [`server_command`] inside a network namespace.
+pub fn server_command_in(
+    ns: Option<&netboot_testkit::Netns>,
+    root: &Path,
+    args: &[&str],
+) -> Command {
+    let mut cmd = match ns {
+        Some(ns) => ns.command("sh"),
+        None => Command::new("sh"),
+    };
     let log = log_path(root);
     cmd.arg("-c")
         .arg(r#"log="$1"; shift; exec "$@" 2>>"$log""#)

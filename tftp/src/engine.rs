@@ -160,7 +160,9 @@ fn negotiate(req: &Request<'_>, cfg: &Config, tsize: Option<u64>) -> Negotiated 
     let oack = Options {
         blksize,
         timeout: asked.timeout,
-        tsize: asked.tsize.and(tsize),
+        // A size of 0 is left out: curl (7.88) rejects `tsize 0` in an OACK as invalid, and
+        // omitting an option is always allowed (RFC 2347).
+        tsize: asked.tsize.and(tsize).filter(|&t| t > 0),
         windowsize,
     };
     Negotiated {
@@ -777,9 +779,15 @@ impl WriteTransfer {
         }
     }
 
-    /// Ends the transfer with an ERROR to the peer.
+    /// Ends the transfer with an ERROR to the peer. Also valid right after the final block
+    /// arrived and before its ACK is sent (e.g. storing the file failed): the client then
+    /// gets the ERROR instead of the ACK.
     pub fn abort(&mut self, code: ErrorCode, text: &'static str) {
-        self.c.fail(code, text);
+        if !self.c.closed {
+            self.c.outcome = None;
+            self.ack_due = false;
+            self.c.fail(code, text);
+        }
     }
 }
 

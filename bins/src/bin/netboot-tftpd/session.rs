@@ -161,17 +161,18 @@ async fn serve_write(
     let mut rbuf = vec![0u8; wire::HEADER_LEN + usize::from(neg.blksize) + 1];
     let mut committed = false;
     loop {
-        let now = Instant::now();
-        while let Some(n) = rx.poll_transmit(now, &mut out) {
-            let _ = sock.send_to(&out[..n], peer).await;
-        }
+        // The file is renamed into place before the final ACK leaves: a client that saw
+        // its upload acknowledged finds it there.
         if rx.outcome() == Some(Outcome::Complete) && !committed {
             committed = true;
             if let Err(r) = upload.commit() {
                 let (code, text) = r.error();
                 rx.abort(code, text);
-                continue;
             }
+        }
+        let now = Instant::now();
+        while let Some(n) = rx.poll_transmit(now, &mut out) {
+            let _ = sock.send_to(&out[..n], peer).await;
         }
         if rx.is_closed() {
             break;
