@@ -375,78 +375,95 @@ pub struct NetPair {
     pub b_addr: Ipv4Addr,
 }
 
-static PAIRS: AtomicU32 = AtomicU32::new(0);
-
 impl NetPair {
     /// Creates the pair. `tag` (a few letters, e.g. "tftp") makes names readable in `ip netns`;
     /// the process id and a counter make them unique across parallel tests and test binaries.
     pub fn new(tag: &str) -> NetPair {
-        require_root();
-        let ip = require_tool("ip");
-        let n = PAIRS.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let tag: String = tag
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(4)
-            .collect();
-        // Interface names are limited to 15 bytes: "nb" + 6 hex digits of pid + counter + side.
-        let stem = format!("nb{:06x}{:x}", pid & 0xff_ffff, n & 0xfff);
-        let a = Netns {
-            name: format!("netboot-{tag}-{pid}-{n}-a"),
-        };
-        let b = Netns {
-            name: format!("netboot-{tag}-{pid}-{n}-b"),
-        };
-        let (a_if, b_if) = (format!("{stem}a"), format!("{stem}b"));
-        // A /30 per pair: 198.18.0.0/15 has 2^15 of them.
-        let base =
-            u32::from(Ipv4Addr::new(198, 18, 0, 0)) + ((pid.wrapping_mul(64) + n) % 32768) * 4;
-        let (a_addr, b_addr) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
-        let sh = |args: &[&str]| {
-            let out = run_with_timeout(Command::new(&ip).args(args), Duration::from_secs(10))
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert!(
-                out.status.success(),
-                "`ip {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let n = unique();
         // Each namespace is owned by a `Netns` as soon as it exists, so a failure below
         // still removes everything made so far.
-        sh(&["netns", "add", &a.name]);
-        let a_guard = a;
-        sh(&["netns", "add", &b.name]);
-        let b_guard = b;
-        sh(&[
-            "link",
-            "add",
-            &a_if,
-            "netns",
-            &a_guard.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &b_if,
-            "netns",
-            &b_guard.name,
+        let a = Netns::named(format!("{}-a", ns_stem(tag, n)));
+        let b = Netns::named(format!("{}-b", ns_stem(tag, n)));
+        let stem = if_stem(n);
+        let (a_if, b_if) = (format!("{stem}a"), format!("{stem}b"));
+        // A /30 per pair: 198.18.0.0/15 has 2^15 of them.
+        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (n % 32768) * 4;
+        let (a_addr, b_addr) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
+        ip(&[
+            "link", "add", &a_if, "netns", &a.name, "type", "veth", "peer", "name", &b_if, "netns",
+            &b.name,
         ]);
-        for (ns, ifname, addr) in [(&a_guard, &a_if, a_addr), (&b_guard, &b_if, b_addr)] {
+        for (ns, ifname, addr) in [(&a, &a_if, a_addr), (&b, &b_if, b_addr)] {
             let cidr = format!("{addr}/30");
-            sh(&["-n", &ns.name, "link", "set", "lo", "up"]);
-            sh(&["-n", &ns.name, "addr", "add", &cidr, "dev", ifname]);
-            sh(&["-n", &ns.name, "link", "set", ifname, "up"]);
+            ip(&["-n", &ns.name, "addr", "add", &cidr, "dev", ifname]);
+            ip(&["-n", &ns.name, "link", "set", ifname, "up"]);
         }
         NetPair {
-            a: a_guard,
-            b: b_guard,
+            a,
+            b,
             a_if,
             b_if,
             a_addr,
             b_addr,
         }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A number unique to this call within this machine's running tests: the process id (which
+/// no other running process shares) combined with a per-process counter.
+fn unique() -> u32 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::process::id().wrapping_mul(64).wrapping_add(n)
+}
+
+fn ns_stem(tag: &str, n: u32) -> String {
+    let tag: String = tag
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("netboot-{tag}-{n}")
+}
+
+/// Interface names are limited to 15 bytes: "nb" + 8 hex digits + a suffix of up to 5.
+fn if_stem(n: u32) -> String {
+    format!("nb{n:08x}")
+}
+
+/// Runs `ip ARGS…` (bounded), panicking with its stderr when it fails.
+pub fn ip(args: &[&str]) {
+    let out = run_with_timeout(
+        Command::new(require_tool("ip")).args(args),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "`ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Creates a fresh namespace with loopback up, named after `tag` and unique to this call.
+    pub fn new(tag: &str) -> Netns {
+        Netns::named(ns_stem(tag, unique()))
+    }
+
+    /// A unique interface name prefix (10 bytes) for interfaces created by the caller.
+    pub fn unique_ifname() -> String {
+        if_stem(unique())
+    }
+
+    fn named(name: String) -> Netns {
+        require_root();
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
     }
 }
 
