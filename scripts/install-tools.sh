@@ -32,6 +32,7 @@ PACKAGES=(
   qemu-system-x86 ovmf ipxe-qemu
   squashfs-tools cpio kmod
   libpcre2-8-0 libwrap0   # atftpd's libraries (atftpd itself is unpacked below)
+  linux-image-amd64 grub-common grub-pc-bin grub-efi-amd64-bin binutils   # the example farm
 )
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
