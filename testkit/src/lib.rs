@@ -23,6 +23,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod vm;
+
 /// Where `scripts/install-tools.sh` puts tools it unpacks instead of installing (atftpd).
 pub const PEERS_DIR: &str = "/opt/netboot-peers/bin";
 
