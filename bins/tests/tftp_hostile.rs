@@ -538,3 +538,26 @@ fn read_only_by_default_and_uploads_when_allowed() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn ipv6_and_ipv4_listeners_serve_the_same_root() {
+    let root = Scratch::new("v6");
+    make_root(&root.0);
+    let port = netboot_testkit::free_udp_port();
+    let v6 = format!("[::1]:{port}");
+    let (_srv, v4) = start_loopback(&root.0, &["--listen", &v6]);
+    let want = std::fs::read(root.path("k1468")).unwrap();
+    let c6 = client("[::1]:0", ms(2000));
+    let addr6: std::net::SocketAddr = v6.parse().unwrap();
+    let req = request(
+        1,
+        b"k1468",
+        "octet",
+        &[("blksize", "1468"), ("windowsize", "4")],
+    );
+    let f = fetch(&c6, addr6, &req, 1468, 4, false, ms(10_000));
+    assert_eq!(f.data, want, "over IPv6");
+    let c4 = client("127.0.0.1:0", ms(2000));
+    let f = fetch(&c4, v4, &req, 1468, 4, false, ms(10_000));
+    assert_eq!(f.data, want, "over IPv4");
+}

@@ -7,7 +7,7 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use netboot_tftp::engine::{Outcome, ReadTransfer, Stats, WriteTransfer};
 use netboot_tftp::wire::{self, ErrorCode, Repr, Request};
@@ -99,6 +99,9 @@ async fn serve_read(
     let mut lens = Vec::with_capacity(BATCH);
     let mut rbuf = [0u8; 1024];
     let mut src = &file;
+    // One timer per session, re-armed each round (cheaper than a new one per packet).
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
         let now = Instant::now();
         loop {
@@ -121,13 +124,15 @@ async fn serve_read(
         let Some(deadline) = tx.poll_timeout() else {
             break;
         };
+        timer.as_mut().reset(deadline.into());
         tokio::select! {
+            biased;
             r = sock.recv_from(&mut rbuf) => match r {
                 Ok((n, from)) if from == peer => tx.handle_datagram(Instant::now(), &rbuf[..n]),
                 Ok((_, from)) => unknown_tid(sock, from).await,
                 Err(_) => {}
             },
-            _ = tokio::time::sleep_until(deadline.into()) => tx.handle_timeout(Instant::now()),
+            _ = &mut timer => tx.handle_timeout(Instant::now()),
         }
     }
     Ok(Done {
@@ -160,6 +165,8 @@ async fn serve_write(
     let mut out = [0u8; 512];
     let mut rbuf = vec![0u8; wire::HEADER_LEN + usize::from(neg.blksize) + 1];
     let mut committed = false;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
         // The file is renamed into place before the final ACK leaves: a client that saw
         // its upload acknowledged finds it there.
@@ -180,13 +187,15 @@ async fn serve_write(
         let Some(deadline) = rx.poll_timeout() else {
             break;
         };
+        timer.as_mut().reset(deadline.into());
         tokio::select! {
+            biased;
             r = sock.recv_from(&mut rbuf) => match r {
                 Ok((n, from)) if from == peer => rx.handle_datagram(Instant::now(), &rbuf[..n], &mut upload),
                 Ok((_, from)) => unknown_tid(sock, from).await,
                 Err(_) => {}
             },
-            _ = tokio::time::sleep_until(deadline.into()) => rx.handle_timeout(Instant::now()),
+            _ = &mut timer => rx.handle_timeout(Instant::now()),
         }
     }
     Ok(Done {
@@ -209,6 +218,11 @@ async fn unknown_tid(sock: &UdpSocket, from: SocketAddr) {
 /// `sendmmsg` calls as the kernel allows. Errors are dropped like lost packets: the
 /// engine's timer recovers.
 async fn send_batch(sock: &UdpSocket, peer: SocketAddr, out: &[u8], slot: usize, lens: &[usize]) {
+    if let [len] = *lens {
+        // Lockstep: one datagram, no need for the batch machinery.
+        let _ = sock.send_to(&out[..len], peer).await;
+        return;
+    }
     let addr = SocketAddrAny::from(peer);
     let mut sent = 0;
     while sent < lens.len() {
