@@ -8,9 +8,13 @@ use std::cmp::Ordering;
 pub(crate) fn run(doc: &mut Document<'_>) {
     let mut found = Vec::new();
     duplicate_keys(doc, &mut found);
-    duplicate_sections(doc, &mut found);
-    if doc.dialect == Dialect::Lts5 {
-        likes(doc, &mut found);
+    let sorted = duplicate_sections(doc, &mut found);
+    let any_like = doc
+        .sections
+        .iter()
+        .any(|s| s.entries.iter().any(|e| e.kind == EntryKind::Like));
+    if doc.dialect == Dialect::Lts5 && any_like {
+        likes(doc, &sorted, &mut found);
     }
     values(doc, &mut found);
     doc.diagnostics.extend(found);
@@ -29,30 +33,52 @@ fn cmp_key(dialect: Dialect, a: &str, b: &str) -> Ordering {
 }
 
 fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
+    let mut idx: Vec<usize> = Vec::new();
     for s in &doc.sections {
-        let mut idx: Vec<usize> = (0..s.entries.len())
-            .filter(|&i| s.entries[i].kind == EntryKind::Assign)
-            .collect();
+        let same = |a: usize, b: usize| {
+            cmp_key(doc.dialect, s.entries[a].key.text, s.entries[b].key.text) == Ordering::Equal
+        };
+        let mut report = |first: usize, again: usize| {
+            let (first, again) = (&s.entries[first], &s.entries[again]);
+            out.push(Diagnostic::warning(
+                Kind::DuplicateKey,
+                again.key.span,
+                format!(
+                    "`{}` is set again in this section (first at line {}): the last one wins",
+                    again.key.text, first.key.span.line
+                ),
+            ));
+        };
+        let assigns = || (0..s.entries.len()).filter(|&i| s.entries[i].kind == EntryKind::Assign);
+        if s.entries.len() <= 16 {
+            // Small sections (nearly all): quadratic, but no allocation.
+            for b in assigns() {
+                if let Some(a) = assigns()
+                    .take_while(|&a| a < b)
+                    .filter(|&a| same(a, b))
+                    .last()
+                {
+                    report(a, b);
+                }
+            }
+            continue;
+        }
+        idx.clear();
+        idx.extend(assigns());
         idx.sort_by(|&a, &b| {
             cmp_key(doc.dialect, s.entries[a].key.text, s.entries[b].key.text).then(a.cmp(&b))
         });
         for w in idx.windows(2) {
-            let (first, again) = (&s.entries[w[0]], &s.entries[w[1]]);
-            if cmp_key(doc.dialect, first.key.text, again.key.text) == Ordering::Equal {
-                out.push(Diagnostic::warning(
-                    Kind::DuplicateKey,
-                    again.key.span,
-                    format!(
-                        "`{}` is set again in this section (first at line {}): the last one wins",
-                        again.key.text, first.key.span.line
-                    ),
-                ));
+            if same(w[0], w[1]) {
+                report(w[0], w[1]);
             }
         }
     }
 }
 
-fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
+/// Reports duplicate sections; returns the named sections sorted by name (file order among
+/// equals), which the `LIKE` check reuses for lookups.
+fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) -> Vec<usize> {
     let named: Vec<usize> = (0..doc.sections.len())
         .filter(|&i| !doc.sections[i].unnamed)
         .collect();
@@ -74,7 +100,7 @@ fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
         Dialect::Lts5 => cmp_key(Dialect::Lts5, key(a), key(b)),
         Dialect::Ltsp19 => key(a).bytes().map(norm).cmp(key(b).bytes().map(norm)),
     };
-    idx.sort_by(|&a, &b| cmp(a, b).then(a.cmp(&b)));
+    idx.sort_unstable_by(|&a, &b| cmp(a, b).then(a.cmp(&b)));
     for w in idx.windows(2) {
         let same = match doc.dialect {
             Dialect::Lts5 => cmp(w[0], w[1]) == Ordering::Equal,
@@ -103,15 +129,22 @@ fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
             ),
         });
     }
+    idx
 }
 
 /// `LIKE` targets must exist, and must not lead back (getltscfg would loop forever).
-fn likes(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
+fn likes(doc: &Document<'_>, sorted: &[usize], out: &mut Vec<Diagnostic>) {
     let n = doc.sections.len();
+    // `sorted`: sections by name (case-insensitive), file order among equals, so a binary
+    // search finds the first section of a name, as getltscfg's walk does.
     let by_name = |name: &str| {
-        doc.sections
-            .iter()
-            .position(|s| s.name.text.eq_ignore_ascii_case(name))
+        let at = sorted.partition_point(|&i| {
+            cmp_key(Dialect::Lts5, doc.sections[i].name.text, name) == Ordering::Less
+        });
+        sorted
+            .get(at)
+            .copied()
+            .filter(|&i| doc.sections[i].name.text.eq_ignore_ascii_case(name))
     };
     // Edges: (target section, entry index) per section; only the first of duplicate sections
     // is reachable, like getltscfg.
@@ -142,11 +175,13 @@ fn likes(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
         Black,
     }
     let mut color = vec![Color::White; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     for root in 0..n {
         if color[root] != Color::White {
             continue;
         }
-        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        stack.clear();
+        stack.push((root, 0));
         color[root] = Color::Grey;
         while let Some(&mut (v, ref mut next)) = stack.last_mut() {
             if let Some(&(t, k)) = edges[v].get(*next) {

@@ -48,3 +48,13 @@ pub fn resolve(data: &[u8]) {
         }
     }
 }
+
+/// The lts5 lexer alone (a checksum of its tokens), for the benchmarks.
+pub fn lex_count(text: &str) -> usize {
+    crate::lts5::lex_count(text)
+}
+
+/// lts5 syntax only, without the document-wide checks, for the benchmarks.
+pub fn syntax_only(text: &str) -> usize {
+    crate::lts5::parse(text).sections.len()
+}

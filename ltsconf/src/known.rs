@@ -396,19 +396,45 @@ pub static KNOWN: &[Known] = &[
 /// The table's entry for `name` in `dialect` (exact names before families; ASCII
 /// case-insensitively for lts5, whose keys getltscfg upper-cases).
 pub fn lookup(dialect: Dialect, name: &str) -> Option<&'static Known> {
-    let matches = |k: &&Known| {
-        k.dialects.contains(&dialect)
-            && if k.prefix {
-                starts_with(dialect, name, k.name)
-            } else {
-                crate::key_eq(dialect, name, k.name)
+    exact(dialect, name).or_else(|| {
+        KNOWN
+            .iter()
+            .filter(|k| k.prefix && k.dialects.contains(&dialect))
+            .find(|k| starts_with(dialect, name, k.name))
+    })
+}
+
+/// Exact names through a hash map built once: `check` looks up every key of every file.
+fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    type Map = HashMap<(Dialect, &'static str), &'static Known, std::hash::BuildHasherDefault<Fnv>>;
+    static MAP: OnceLock<Map> = OnceLock::new();
+    let map = MAP.get_or_init(|| {
+        let mut m = Map::default();
+        for k in KNOWN.iter().filter(|k| !k.prefix) {
+            for &d in k.dialects {
+                m.entry((d, k.name)).or_insert(k);
             }
+        }
+        m
+    });
+    // Upper-case lts5 names on the stack; no known name is longer than 64 bytes.
+    let mut buf = [0u8; 64];
+    let key = match dialect {
+        Dialect::Ltsp19 => name,
+        Dialect::Lts5 => {
+            let b = name.as_bytes();
+            if b.len() > buf.len() {
+                return None;
+            }
+            for (o, c) in buf.iter_mut().zip(b) {
+                *o = c.to_ascii_uppercase();
+            }
+            std::str::from_utf8(&buf[..b.len()]).ok()?
+        }
     };
-    KNOWN
-        .iter()
-        .filter(|k| !k.prefix)
-        .find(matches)
-        .or_else(|| KNOWN.iter().filter(|k| k.prefix).find(matches))
+    map.get(&(dialect, key)).copied()
 }
 
 fn starts_with(dialect: Dialect, name: &str, prefix: &str) -> bool {
@@ -437,7 +463,7 @@ pub fn check_value(dialect: Dialect, name: &str, value: &str) -> Option<String> 
         Some(k) => k,
         None => return typo(dialect, name),
     };
-    let shown = display(name, dialect);
+    let shown = Shown(name, dialect);
     match known.rule {
         Rule::Any => None,
         Rule::OtherDialect(instead) => Some(format!("{shown} has no effect here: {instead}")),
@@ -461,7 +487,7 @@ pub fn check_value(dialect: Dialect, name: &str, value: &str) -> Option<String> 
         Rule::Services => value.contains(',').then(|| {
             format!("{shown} is a space-separated list: `,` makes one bogus service name")
         }),
-        Rule::Fstab => (value.split_whitespace().count() < 3).then(|| {
+        Rule::Fstab => (value.split_whitespace().take(3).count() < 3).then(|| {
             format!("{shown} should be an fstab line (device, mount point, type, options...)")
         }),
         Rule::Host => (!is_host(value))
@@ -483,10 +509,40 @@ pub fn check_value(dialect: Dialect, name: &str, value: &str) -> Option<String> 
     }
 }
 
-fn display(name: &str, dialect: Dialect) -> String {
-    match dialect {
-        Dialect::Lts5 => name.to_ascii_uppercase(),
-        Dialect::Ltsp19 => name.to_string(),
+/// A name as LTSP exports it (lts5: upper-cased), formatted only when a message needs it.
+struct Shown<'a>(&'a str, Dialect);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Dialect::Lts5 => self
+                .0
+                .chars()
+                .try_for_each(|c| std::fmt::Write::write_char(f, c.to_ascii_uppercase())),
+            Dialect::Ltsp19 => f.write_str(self.0),
+        }
+    }
+}
+
+/// FNV-1a: the known-name map hashes short trusted keys, where SipHash's DoS resistance buys
+/// nothing and costs most of the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 
@@ -503,7 +559,7 @@ fn typo(dialect: Dialect, name: &str) -> Option<String> {
     if name.len() < 6 {
         return None;
     }
-    let upper = display(name, dialect);
+    let upper = Shown(name, dialect).to_string();
     KNOWN
         .iter()
         .filter(|k| !k.prefix && k.dialects.contains(&dialect))

@@ -54,6 +54,7 @@
 //!
 //! No files, sockets or clocks: `include` paths are reported, not opened.
 
+mod bytes;
 mod check;
 mod diag;
 mod glob;

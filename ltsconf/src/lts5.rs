@@ -93,10 +93,7 @@ impl<'a> Lexer<'a> {
     /// End of the current line (the index of its `\n`, or the end of input).
     fn line_end(&self, from: usize) -> usize {
         let b = self.src.as_bytes();
-        b[from..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(b.len(), |i| from + i)
+        crate::bytes::find(&b[from..], b'\n').map_or(b.len(), |i| from + i)
     }
 
     /// The next token, or a stray byte, or `None` at the end.
@@ -158,10 +155,11 @@ impl<'a> Lexer<'a> {
                     }
                     self.pos = end;
                     let run = &b[start..end];
-                    if run.iter().all(|&c| c == b' ' || c == b'\t') {
+                    let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
+                    if lead == run.len() && run.iter().all(|&c| c == b' ' || c == b'\t') {
+                        // A blank run: flex's whitespace rule wins the tie.
                         continue;
                     }
-                    let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
                     let trail = run[lead..]
                         .iter()
                         .rev()
@@ -248,7 +246,8 @@ enum State {
 
 struct Parser<'a> {
     lx: Lexer<'a>,
-    peeked: Option<Option<Token<'a>>>,
+    /// The lookahead token, always loaded (`None` at the end).
+    tok: Option<Token<'a>>,
     doc: Document<'a>,
     state: State,
     /// Errors reported inside the current section (an empty section after a broken entry is
@@ -262,11 +261,13 @@ struct Parser<'a> {
 pub(crate) fn parse(src: &str) -> Document<'_> {
     let mut p = Parser {
         lx: Lexer::new(src),
-        peeked: None,
+        tok: None,
         doc: Document {
             dialect: Dialect::Lts5,
             source: src,
-            sections: Vec::new(),
+            // A guess that avoids most regrowth (a header plus a key is 16 bytes at least)
+            // without reserving much for small files.
+            sections: Vec::with_capacity(src.len() / 128),
             includes: Vec::new(),
             diagnostics: Vec::new(),
             stop: None,
@@ -276,6 +277,7 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
         key_before_section_reported: false,
         fatal_cr: false,
     };
+    p.tok = p.lex();
     p.run();
     if !p.fatal_cr
         && let Some(at) = src.find("\r\n")
@@ -291,18 +293,15 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
 
 impl<'a> Parser<'a> {
     fn next(&mut self) -> Option<Token<'a>> {
-        if let Some(t) = self.peeked.take() {
-            return t;
+        let t = self.tok;
+        if t.is_some() {
+            self.tok = self.lex();
         }
-        self.lex()
+        t
     }
 
-    fn peek(&mut self) -> Option<Token<'a>> {
-        if self.peeked.is_none() {
-            let t = self.lex();
-            self.peeked = Some(t);
-        }
-        self.peeked.flatten()
+    fn peek(&self) -> Option<Token<'a>> {
+        self.tok
     }
 
     /// The next real token; stray bytes become diagnostics on the way.
@@ -462,7 +461,7 @@ impl<'a> Parser<'a> {
                         end: t.span.end,
                         ..lb.span
                     },
-                    entries: Vec::new(),
+                    entries: Vec::with_capacity(4),
                     unnamed: false,
                 });
                 self.state = State::In(self.doc.sections.len() - 1);
@@ -628,7 +627,7 @@ impl<'a> Parser<'a> {
                 ),
             );
         }
-        if quoted && raw.contains('"') {
+        if quoted && crate::bytes::find(raw.as_bytes(), b'"').is_some() {
             self.doc.diagnostics.push(Diagnostic::warning(
                 Kind::QuoteInValue,
                 entry.value.span,
@@ -670,6 +669,22 @@ impl<'a> Parser<'a> {
             self.skip_line(vline);
         }
     }
+}
+
+/// The lexer alone over `src` (a checksum of its tokens): measures how much of a parse is
+/// tokenizing.
+pub(crate) fn lex_count(src: &str) -> usize {
+    let mut lx = Lexer::new(src);
+    let mut n = 0usize;
+    while let Some(t) = lx.next() {
+        if let Ok(t) = t {
+            n = n.wrapping_add(t.span.column as usize ^ t.span.line as usize ^ t.span.end);
+            if let Tok::Word(w, _) = t.tok {
+                n = n.wrapping_add(w.len());
+            }
+        }
+    }
+    n
 }
 
 #[cfg(test)]

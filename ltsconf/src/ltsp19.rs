@@ -102,10 +102,7 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
 }
 
 fn line_end(src: &str, from: usize) -> usize {
-    src.as_bytes()[from..]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(src.len(), |i| from + i)
+    crate::bytes::find(&src.as_bytes()[from..], b'\n').map_or(src.len(), |i| from + i)
 }
 
 impl<'a> Lines<'a> {
