@@ -98,7 +98,7 @@ async fn serve_read(
     let mut out = vec![0u8; slot * usize::from(neg.windowsize).clamp(1, BATCH)];
     let mut lens = Vec::with_capacity(BATCH);
     let mut rbuf = [0u8; 1024];
-    let mut src = &file;
+    let mut src = fs::ReadAhead::new(&file);
     // One timer per session, re-armed each round (cheaper than a new one per packet).
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
