@@ -71,7 +71,9 @@ pub mod version;
 pub use diag::{Diagnostic, Kind, Severity};
 pub use glob::{case_match, fnmatch};
 pub use model::{Dialect, Document, Entry, EntryKind, Quoting, Section, Text, Value};
-pub use resolve::{Client, Id, Link, Reason, Resolution, Setting, Var, normalize_mac, resolve};
+pub use resolve::{
+    Client, Id, Link, Reason, Resolution, Resolver, Setting, Var, normalize_mac, resolve,
+};
 pub use shell::quote;
 pub use span::Span;
 

@@ -183,20 +183,224 @@ pub fn normalize_mac(mac: &str) -> Option<String> {
 /// The variables `doc` gives `client`, by the dialect's rules. Works on any document,
 /// including one with errors (it uses whatever was recovered); see
 /// [`Document::as_getltscfg_would`] for what LTSP5 itself would use. Never loops: each
-/// section is applied at most once, so a `LIKE` cycle ends.
+/// section is applied at most once, so a `LIKE` cycle ends. For many clients of one file, a
+/// [`Resolver`] builds its index once.
 pub fn resolve<'d, 'a>(doc: &'d Document<'a>, client: &Client<'_>) -> Resolution<'d, 'a> {
-    let (chain, trace) = match doc.dialect {
-        Dialect::Lts5 => lts5_chain(doc, client),
-        Dialect::Ltsp19 => ltsp19_chain(doc, client),
-    };
-    let mut r = Resolution {
-        doc,
-        chain,
-        trace,
-        vars: Vec::new(),
-    };
-    r.vars = merge(&r);
-    r
+    Resolver::new(doc).resolve(client)
+}
+
+/// Resolves clients against one document, with the sections indexed by name so that each
+/// resolve costs a few binary searches plus a walk over the glob sections, not a scan of a
+/// 10,000-section file.
+#[derive(Debug, Clone)]
+pub struct Resolver<'d, 'a> {
+    doc: &'d Document<'a>,
+    /// Sections matched by equality, sorted by name (lts5: ASCII case-insensitively, every
+    /// section; ltsp19: patterns without `*`, `?` or `|`), file order among equals.
+    exact: Vec<usize>,
+    /// Sections whose name is a pattern, in file order.
+    globs: Vec<usize>,
+    /// ltsp19: for each section, the one whose body the shell runs (the last definition of
+    /// the same function name).
+    function: Vec<usize>,
+}
+
+fn lower(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes().map(|c| c.to_ascii_lowercase())
+}
+
+/// ini2sh's function-name byte: `[a-z0-9]` kept, everything else `_`.
+fn fn_byte(c: u8) -> u8 {
+    if c.is_ascii_lowercase() || c.is_ascii_digit() {
+        c
+    } else {
+        b'_'
+    }
+}
+
+impl<'d, 'a> Resolver<'d, 'a> {
+    /// Indexes `doc` (O(n log n) in its sections).
+    pub fn new(doc: &'d Document<'a>) -> Resolver<'d, 'a> {
+        let n = doc.sections.len();
+        let s = &doc.sections;
+        let (mut exact, globs): (Vec<usize>, Vec<usize>) = match doc.dialect {
+            Dialect::Lts5 => (
+                (0..n).collect(),
+                (0..n)
+                    .filter(|&i| {
+                        s[i].name
+                            .text
+                            .bytes()
+                            .any(|c| matches!(c, b'*' | b'?' | b'\\'))
+                    })
+                    .collect(),
+            ),
+            Dialect::Ltsp19 => {
+                let named = (0..n).filter(|&i| !s[i].unnamed && !s[i].pattern.is_empty());
+                named.partition(|&i| {
+                    !s[i]
+                        .pattern
+                        .bytes()
+                        .any(|c| matches!(c, b'*' | b'?' | b'|'))
+                })
+            }
+        };
+        match doc.dialect {
+            Dialect::Lts5 => exact.sort_unstable_by(|&a, &b| {
+                lower(s[a].name.text)
+                    .cmp(lower(s[b].name.text))
+                    .then(a.cmp(&b))
+            }),
+            Dialect::Ltsp19 => {
+                exact.sort_unstable_by(|&a, &b| s[a].pattern.cmp(&s[b].pattern).then(a.cmp(&b)))
+            }
+        }
+        let mut function: Vec<usize> = (0..n).collect();
+        if doc.dialect == Dialect::Ltsp19 {
+            let key = |i: usize| s[i].pattern.bytes().map(fn_byte);
+            let mut by_fn: Vec<usize> = (0..n).filter(|&i| !s[i].unnamed).collect();
+            by_fn.sort_unstable_by(|&a, &b| key(a).cmp(key(b)).then(a.cmp(&b)));
+            for group in by_fn.chunk_by(|&a, &b| key(a).eq(key(b))) {
+                if let Some(&last) = group.last() {
+                    for &i in group {
+                        function[i] = last;
+                    }
+                }
+            }
+        }
+        Resolver {
+            doc,
+            exact,
+            globs,
+            function,
+        }
+    }
+
+    /// The first section (in file order) named `name`, by the dialect's equality.
+    fn by_name(&self, name: &str) -> Option<usize> {
+        let s = &self.doc.sections;
+        match self.doc.dialect {
+            Dialect::Lts5 => {
+                let at = self
+                    .exact
+                    .partition_point(|&i| lower(s[i].name.text).lt(lower(name)));
+                self.exact
+                    .get(at)
+                    .copied()
+                    .filter(|&i| s[i].name.text.eq_ignore_ascii_case(name))
+            }
+            Dialect::Ltsp19 => {
+                let at = self.exact.partition_point(|&i| &*s[i].pattern < name);
+                self.exact
+                    .get(at)
+                    .copied()
+                    .filter(|&i| s[i].pattern == name)
+            }
+        }
+    }
+
+    /// The variables the document gives `client`.
+    pub fn resolve(&self, client: &Client<'_>) -> Resolution<'d, 'a> {
+        let (chain, trace) = match self.doc.dialect {
+            Dialect::Lts5 => self.lts5_chain(client),
+            Dialect::Ltsp19 => self.ltsp19_chain(client),
+        };
+        let mut r = Resolution {
+            doc: self.doc,
+            chain,
+            trace,
+            vars: Vec::new(),
+        };
+        r.vars = merge(&r);
+        r
+    }
+
+    /// getltscfg's chain: one exact section (hostname, then IP, then MAC), its `LIKE`s, then
+    /// per identity the first glob section and its `LIKE`s, then `[Default]`.
+    fn lts5_chain(&self, client: &Client<'_>) -> (Vec<Link>, Vec<Setting>) {
+        let sections = &self.doc.sections;
+        let mut chain: Vec<Link> = Vec::new();
+        let mut used: Vec<usize> = Vec::new();
+        let push = |chain: &mut Vec<Link>, used: &mut Vec<usize>, section: usize, reason| {
+            // Chains are short: a linear check beats a bitmap the size of the file.
+            if !used.contains(&section) {
+                used.push(section);
+                chain.push(Link { section, reason });
+            }
+        };
+        let mut walked = 0;
+        let expand = |chain: &mut Vec<Link>, used: &mut Vec<usize>, walked: &mut usize| {
+            while *walked < chain.len() {
+                let from = chain[*walked].section;
+                for e in &sections[from].entries {
+                    if e.kind == EntryKind::Like
+                        && let Some(t) = self.by_name(e.value.raw)
+                    {
+                        push(chain, used, t, Reason::Like { from });
+                    }
+                }
+                *walked += 1;
+            }
+        };
+        if let Some((id, i)) = ids(client).find_map(|(id, v)| self.by_name(v).map(|i| (id, i))) {
+            push(&mut chain, &mut used, i, Reason::Exact(id));
+        }
+        expand(&mut chain, &mut used, &mut walked);
+        for (id, v) in ids(client) {
+            let hit = self.globs.iter().copied().find(|&i| {
+                let name = sections[i].name.text;
+                !name.eq_ignore_ascii_case(v) && glob::fnmatch(name, v, true)
+            });
+            if let Some(i) = hit {
+                push(&mut chain, &mut used, i, Reason::Glob(id));
+                expand(&mut chain, &mut used, &mut walked);
+            }
+        }
+        if let Some(i) = self.by_name("default") {
+            push(&mut chain, &mut used, i, Reason::Default);
+        }
+        // Highest priority first; inside a section the last duplicate wins.
+        let trace = chain
+            .iter()
+            .enumerate()
+            .flat_map(|(link, l)| {
+                let entries = &sections[l.section].entries;
+                (0..entries.len())
+                    .rev()
+                    .filter(move |&e| entries[e].kind == EntryKind::Assign)
+                    .map(move |entry| Setting { link, entry })
+            })
+            .collect();
+        (chain, trace)
+    }
+
+    /// ini2sh + eval_ini: `section_call unnamed clients common "$MAC" "$IP"`, then
+    /// `section_call "$HOSTNAME"`; each call runs the first section (in file order) whose
+    /// pattern matches, each section at most once, `INCLUDE=` inline.
+    fn ltsp19_chain(&self, client: &Client<'_>) -> (Vec<Link>, Vec<Setting>) {
+        let mut run = Run {
+            resolver: self,
+            chain: Vec::new(),
+            ran: Vec::new(),
+            order: Vec::new(),
+        };
+        if let Some(i) = self.doc.sections.iter().position(|s| s.unnamed) {
+            run.section(i, Reason::Unnamed);
+        }
+        run.call("clients", Reason::Special("clients"));
+        run.call("common", Reason::Special("common"));
+        if let Some(mac) = client.mac {
+            run.call(mac, Reason::Pattern(Id::Mac));
+        }
+        if let Some(ip) = client.ip {
+            run.call(ip, Reason::Pattern(Id::Ip));
+        }
+        if let Some(h) = client.hostname {
+            run.call(h, Reason::Pattern(Id::Hostname));
+        }
+        run.order.reverse();
+        (run.chain, run.order)
+    }
 }
 
 fn ids<'c>(client: &Client<'c>) -> impl Iterator<Item = (Id, &'c str)> {
@@ -209,113 +413,26 @@ fn ids<'c>(client: &Client<'c>) -> impl Iterator<Item = (Id, &'c str)> {
     .filter_map(|(id, v)| v.map(|v| (id, v)))
 }
 
-/// getltscfg's chain: one exact section (hostname, then IP, then MAC), its `LIKE`s, then per
-/// identity the first glob section and its `LIKE`s, then `[Default]`.
-fn lts5_chain(doc: &Document<'_>, client: &Client<'_>) -> (Vec<Link>, Vec<Setting>) {
-    let sections = &doc.sections;
-    let mut chain: Vec<Link> = Vec::new();
-    let mut used = vec![false; sections.len()];
-    let mut push = |chain: &mut Vec<Link>, section: usize, reason: Reason| {
-        if !used[section] {
-            used[section] = true;
-            chain.push(Link { section, reason });
-        }
-    };
-    let by_name = |name: &str| {
-        sections
-            .iter()
-            .position(|s| s.name.text.eq_ignore_ascii_case(name))
-    };
-    let mut walked = 0;
-    let expand = |chain: &mut Vec<Link>,
-                  walked: &mut usize,
-                  push: &mut dyn FnMut(&mut Vec<Link>, usize, Reason)| {
-        while *walked < chain.len() {
-            let from = chain[*walked].section;
-            for e in &sections[from].entries {
-                if e.kind == EntryKind::Like
-                    && let Some(t) = by_name(e.value.raw)
-                {
-                    push(chain, t, Reason::Like { from });
-                }
-            }
-            *walked += 1;
-        }
-    };
-    if let Some((id, i)) = ids(client).find_map(|(id, v)| by_name(v).map(|i| (id, i))) {
-        push(&mut chain, i, Reason::Exact(id));
-    }
-    expand(&mut chain, &mut walked, &mut push);
-    for (id, v) in ids(client) {
-        let hit = sections.iter().position(|s| {
-            !s.name.text.eq_ignore_ascii_case(v) && glob::fnmatch(s.name.text, v, true)
-        });
-        if let Some(i) = hit {
-            push(&mut chain, i, Reason::Glob(id));
-            expand(&mut chain, &mut walked, &mut push);
-        }
-    }
-    if let Some(i) = by_name("default") {
-        push(&mut chain, i, Reason::Default);
-    }
-    // Highest priority first; inside a section the last duplicate wins.
-    let trace = chain
-        .iter()
-        .enumerate()
-        .flat_map(|(link, l)| {
-            let entries = &sections[l.section].entries;
-            (0..entries.len())
-                .rev()
-                .filter(move |&e| entries[e].kind == EntryKind::Assign)
-                .map(move |entry| Setting { link, entry })
-        })
-        .collect();
-    (chain, trace)
-}
-
-/// ini2sh + eval_ini: `section_call unnamed clients common "$MAC" "$IP"`, then
-/// `section_call "$HOSTNAME"`; each call runs the first section (in file order) whose pattern
-/// matches, each section at most once, `INCLUDE=` inline.
-fn ltsp19_chain(doc: &Document<'_>, client: &Client<'_>) -> (Vec<Link>, Vec<Setting>) {
-    let mut run = Run {
-        doc,
-        chain: Vec::new(),
-        ran: vec![false; doc.sections.len()],
-        order: Vec::new(),
-    };
-    if let Some(i) = doc.sections.iter().position(|s| s.unnamed) {
-        run.section(i, Reason::Unnamed);
-    }
-    run.call("clients", Reason::Special("clients"));
-    run.call("common", Reason::Special("common"));
-    if let Some(mac) = client.mac {
-        run.call(mac, Reason::Pattern(Id::Mac));
-    }
-    if let Some(ip) = client.ip {
-        run.call(ip, Reason::Pattern(Id::Ip));
-    }
-    if let Some(h) = client.hostname {
-        run.call(h, Reason::Pattern(Id::Hostname));
-    }
-    run.order.reverse();
-    (run.chain, run.order)
-}
-
-struct Run<'d, 'a> {
-    doc: &'d Document<'a>,
+struct Run<'r, 'd, 'a> {
+    resolver: &'r Resolver<'d, 'a>,
     chain: Vec<Link>,
     /// The once-only guard, per function (the last section of each name).
-    ran: Vec<bool>,
+    ran: Vec<usize>,
     /// Assignments in execution order.
     order: Vec<Setting>,
 }
 
-impl Run<'_, '_> {
+impl Run<'_, '_, '_> {
     fn call(&mut self, name: &str, reason: Reason) {
-        let hit = self.doc.sections.iter().position(|s| {
-            !s.unnamed && !s.pattern.is_empty() && glob::case_match(&s.pattern, name)
-        });
-        if let Some(i) = hit {
+        let r = self.resolver;
+        let exact = r.by_name(name);
+        let glob = r
+            .globs
+            .iter()
+            .copied()
+            .take_while(|&g| exact.is_none_or(|e| g < e))
+            .find(|&g| glob::case_match(&r.doc.sections[g].pattern, name));
+        if let Some(i) = glob.or(exact) {
             self.section(i, reason);
         }
     }
@@ -323,18 +440,12 @@ impl Run<'_, '_> {
     /// Runs the function of section `i`: with duplicate names the shell keeps the last
     /// definition.
     fn section(&mut self, i: usize, reason: Reason) {
-        let sections = &self.doc.sections;
-        let f = (i..sections.len())
-            .rev()
-            .find(|&j| {
-                sections[j].unnamed == sections[i].unnamed
-                    && same_function(&sections[j].pattern, &sections[i].pattern)
-            })
-            .unwrap_or(i);
-        if self.ran[f] {
+        let sections = &self.resolver.doc.sections;
+        let f = self.resolver.function[i];
+        if self.ran.contains(&f) {
             return;
         }
-        self.ran[f] = true;
+        self.ran.push(f);
         let link = self.chain.len();
         self.chain.push(Link { section: f, reason });
         for (entry, e) in sections[f].entries.iter().enumerate() {
