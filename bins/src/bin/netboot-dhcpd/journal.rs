@@ -100,22 +100,25 @@ impl Journal {
         ))
     }
 
-    /// Rewrites the journal with only `live` when it holds many more records than that.
-    pub fn maybe_compact(&mut self, live: impl Iterator<Item = Lease>, live_count: usize) {
-        if self.records < 10_000 || self.records < live_count * 4 {
-            return;
-        }
-        if let Err(e) = self.compact(live) {
-            tracing::warn!(error = %e, "lease journal compaction failed; keeping the old file");
+    /// Replaces the journal with `live`, a snapshot that includes every change appended so
+    /// far. If the new file cannot be made, the snapshot is appended to the old one instead
+    /// (the last record for an address wins on replay), so nothing is lost either way.
+    pub fn compact<'a>(&mut self, live: impl Iterator<Item = &'a Lease> + Clone) {
+        self.pending.clear();
+        if let Err(e) = self.rewrite(live.clone()) {
+            tracing::warn!(error = %e, "lease journal compaction failed; appending the snapshot");
+            for l in live {
+                frame(l, &mut self.pending);
+            }
         }
     }
 
-    fn compact(&mut self, live: impl Iterator<Item = Lease>) -> std::io::Result<()> {
+    fn rewrite<'a>(&mut self, live: impl Iterator<Item = &'a Lease>) -> std::io::Result<()> {
         let tmp = self.path.with_extension("compact");
         let mut buf = Vec::new();
         let mut n = 0;
         for l in live {
-            frame(&l, &mut buf);
+            frame(l, &mut buf);
             n += 1;
         }
         let mut f = File::create(&tmp)?;
@@ -200,8 +203,7 @@ mod tests {
         assert_eq!(got, [lease(1), lease(2), lease(3), lease(5)]);
         // Compaction keeps exactly the live set.
         let (mut j, _) = Journal::open(&path, Durability::None).unwrap();
-        j.records = 20_000;
-        j.maybe_compact([lease(9)].into_iter(), 1);
+        j.compact([lease(9)].iter());
         let (_, got) = Journal::open(&path, Durability::Fsync).unwrap();
         assert_eq!(got, [lease(9)]);
         let _ = std::fs::remove_dir_all(&dir);

@@ -4,10 +4,12 @@
 //! One UDP socket per interface, bound to 0.0.0.0:67 with `SO_BINDTODEVICE` and
 //! `SO_BROADCAST`, so it sees broadcasts from clients without an address and its broadcasts
 //! leave by the right interface (plus one on 4011 per interface in proxy mode). Each socket's
-//! thread takes a batch of datagrams (one blocking receive, then whatever is already queued),
-//! runs them through the engine, appends the lease changes to the journal, commits it once,
-//! and only then sends the replies: no ACK leaves before its lease is durable, and one
-//! `fdatasync` covers the whole batch.
+//! thread takes a batch of datagrams (one blocking receive, then whatever is already queued)
+//! and runs them through the engine. Replies that change no lease (OFFERs, NAKs, INFORM
+//! answers) go out at once; lease changes and their ACKs go to the committer thread, which
+//! writes everything queued with one `fdatasync` and only then sends those ACKs: no ACK leaves
+//! before its lease is durable, one sync covers every ACK waiting for it, and receiving never
+//! stops while the disk is busy.
 
 mod config;
 mod journal;
@@ -15,12 +17,12 @@ mod journal;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use netboot_dhcp::lease::LeaseStore;
+use netboot_dhcp::lease::{Lease, LeaseStore};
 use netboot_dhcp::server::{
     CLIENT_PORT, Destination, Incoming, LeaseEvent, Output, PXE_PORT, Server,
 };
@@ -40,18 +42,40 @@ struct Cli {
     check_config: bool,
 }
 
-/// Datagrams taken per batch (and so per journal commit) at most.
+/// Datagrams taken per batch at most.
 const BATCH: usize = 64;
 
-struct State {
-    server: Server,
-    journal: Option<Journal>,
-    commits: u64,
+/// A reply that must wait for its lease to be durable, with what to log once it is.
+struct Waiting {
+    bytes: Vec<u8>,
+    to: SocketAddrV4,
+    socket: Arc<UdpSocket>,
+    interface: Arc<str>,
+    event: LeaseEvent,
+    lease: Lease,
+    file: Option<String>,
+}
+
+/// What the listeners hand the committer: lease changes in order, an optional snapshot that
+/// replaces the journal (compaction; it already contains every earlier change), and the
+/// replies to release once all of it is on disk.
+#[derive(Default)]
+struct Queue {
+    snapshot: Option<Vec<Lease>>,
+    leases: Vec<Lease>,
+    waiting: Vec<Waiting>,
+}
+
+struct Shared {
+    server: Mutex<Server>,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    durable: bool,
 }
 
 struct Listener {
-    socket: UdpSocket,
-    interface: String,
+    socket: Arc<UdpSocket>,
+    interface: Arc<str>,
     local: Ipv4Addr,
     port: u16,
 }
@@ -183,8 +207,8 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
             let socket = bind(&name, port)?;
             tracing::info!(interface = %name, %local, port, "listening");
             listeners.push(Listener {
-                socket,
-                interface: name.clone(),
+                socket: Arc::new(socket),
+                interface: Arc::from(name.as_str()),
                 local,
                 port,
             });
@@ -193,32 +217,73 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
     if listeners.is_empty() {
         bail!("no interface with an IPv4 address to serve");
     }
-    let state = Arc::new(Mutex::new(State {
-        server,
-        journal,
-        commits: 0,
-    }));
-    let threads: Vec<_> = listeners
+    let shared = Arc::new(Shared {
+        server: Mutex::new(server),
+        queue: Mutex::new(Queue::default()),
+        ready: Condvar::new(),
+        durable: journal.is_some(),
+    });
+    let mut threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>> = listeners
         .into_iter()
         .map(|l| {
-            let state = Arc::clone(&state);
-            std::thread::spawn(move || serve(&l, &state))
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || serve(&l, &shared))
         })
         .collect();
+    if let Some(j) = journal {
+        let shared = Arc::clone(&shared);
+        threads.push(std::thread::spawn(move || commit_loop(j, &shared)));
+    }
     for t in threads {
         match t.join() {
             Ok(r) => r?,
-            Err(_) => bail!("a listener thread panicked"),
+            Err(_) => bail!("a server thread panicked"),
         }
     }
     Ok(())
 }
 
-fn serve(l: &Listener, state: &Mutex<State>) -> anyhow::Result<()> {
+/// The group commit: takes everything queued since the last round, writes it with one
+/// fdatasync, then logs and sends the replies that waited for it. Listeners keep receiving
+/// and answering DISCOVERs meanwhile, so a slow disk delays ACKs but does not stop the server.
+fn commit_loop(mut journal: Journal, shared: &Shared) -> anyhow::Result<()> {
+    loop {
+        let batch = {
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            while q.leases.is_empty() && q.snapshot.is_none() && q.waiting.is_empty() {
+                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            std::mem::take(&mut *q)
+        };
+        if let Some(snapshot) = batch.snapshot {
+            journal.compact(snapshot.iter());
+        }
+        for l in &batch.leases {
+            journal.append(l).context("journal append")?;
+        }
+        if let Err(e) = journal.commit() {
+            // Not durable: drop the replies; the clients retransmit.
+            tracing::error!(error = %e, "lease journal commit failed; replies withheld");
+            continue;
+        }
+        // Logged after the commit: a "lease bound" line means the lease is on disk.
+        for w in batch.waiting {
+            log_lease(&w.interface, w.event, &w.lease, w.file.as_deref());
+            if let Err(e) = w.socket.send_to(&w.bytes, w.to) {
+                tracing::warn!(to = %w.to, error = %e, "send failed");
+            }
+        }
+    }
+}
+
+fn serve(l: &Listener, shared: &Shared) -> anyhow::Result<()> {
     let mut bufs = vec![[0u8; 1500]; BATCH];
     let mut batch: Vec<(usize, SocketAddrV4)> = Vec::with_capacity(BATCH);
-    let mut replies: Vec<(Vec<u8>, SocketAddrV4)> = Vec::with_capacity(BATCH);
-    let mut outs: Vec<(SocketAddrV4, Output)> = Vec::with_capacity(BATCH);
+    let mut now_replies: Vec<(Vec<u8>, SocketAddrV4)> = Vec::with_capacity(BATCH);
+    let mut waiting: Vec<Waiting> = Vec::with_capacity(BATCH);
+    let mut leases: Vec<Lease> = Vec::with_capacity(BATCH);
+    // Changes since the last compaction, and the live lease count it left.
+    let (mut changes, mut live_after) = (0usize, 0usize);
     loop {
         batch.clear();
         match l.socket.recv_from(&mut bufs[0]) {
@@ -238,7 +303,7 @@ fn serve(l: &Listener, state: &Mutex<State>) -> anyhow::Result<()> {
         }
         while batch.len() < BATCH {
             let buf = &mut bufs[batch.len()][..];
-            match rustix::net::recvfrom(&l.socket, buf, rustix::net::RecvFlags::DONTWAIT) {
+            match rustix::net::recvfrom(&*l.socket, buf, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((n, _, Some(addr))) => match SocketAddrV4::try_from(addr) {
                     Ok(src) => batch.push((n, src)),
                     Err(_) => continue,
@@ -247,13 +312,11 @@ fn serve(l: &Listener, state: &Mutex<State>) -> anyhow::Result<()> {
             }
         }
         let now = unix_now();
-        replies.clear();
-        outs.clear();
+        let mut snapshot = None;
         {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let st = &mut *st;
+            let mut server = shared.server.lock().unwrap_or_else(|p| p.into_inner());
             for (i, &(n, src)) in batch.iter().enumerate() {
-                let out = st.server.handle(
+                let out = server.handle(
                     now,
                     &Incoming {
                         data: &bufs[i][..n],
@@ -262,33 +325,58 @@ fn serve(l: &Listener, state: &Mutex<State>) -> anyhow::Result<()> {
                         local_port: l.port,
                     },
                 );
-                if let (Some((_, lease)), Some(j)) = (&out.lease, st.journal.as_mut()) {
-                    j.append(lease).context("journal append")?;
+                log_reply(l, src, &out);
+                let file = out.detail.and_then(|(_, f)| f);
+                match (out.lease, out.reply) {
+                    (Some((event, lease)), reply) if shared.durable => {
+                        leases.push(lease.clone());
+                        changes += 1;
+                        // A RELEASE or DECLINE has no reply but still waits to be logged.
+                        let (bytes, to) = reply
+                            .map(|(b, d, _)| (b, target(d)))
+                            .unwrap_or((Vec::new(), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)));
+                        waiting.push(Waiting {
+                            bytes,
+                            to,
+                            socket: Arc::clone(&l.socket),
+                            interface: Arc::clone(&l.interface),
+                            event,
+                            lease,
+                            file,
+                        });
+                    }
+                    (lease, reply) => {
+                        if let Some((event, lease)) = lease {
+                            log_lease(&l.interface, event, &lease, file.as_deref());
+                        }
+                        if let Some((b, d, _)) = reply {
+                            now_replies.push((b, target(d)));
+                        }
+                    }
                 }
-                outs.push((src, out));
             }
-            if let Some(j) = st.journal.as_mut() {
-                if let Err(e) = j.commit() {
-                    // Not durable: the clients retransmit and get their answer later.
-                    tracing::error!(error = %e, "lease journal commit failed; replies withheld");
-                    continue;
-                }
-                st.commits += 1;
-                if st.commits.is_multiple_of(1024) {
-                    let live = st.server.leases().count();
-                    j.maybe_compact(st.server.leases(), live);
-                }
+            // Compact now and then: the snapshot is taken under the same lock as the
+            // changes, so it contains every change queued before it.
+            if changes >= 50_000.max(2 * live_after) {
+                let live: Vec<Lease> = server.leases().collect();
+                (changes, live_after) = (0, live.len());
+                snapshot = Some(live);
             }
         }
-        // Logged after the commit: a "lease bound" line means the lease is on disk.
-        for (src, out) in outs.drain(..) {
-            log(l, src, &out);
-            if let Some((bytes, dest, _)) = out.reply {
-                replies.push((bytes, target(dest)));
+        if !leases.is_empty() || snapshot.is_some() || !waiting.is_empty() {
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = snapshot {
+                // Everything queued so far is inside the snapshot.
+                q.leases.clear();
+                q.snapshot = Some(s);
             }
+            q.leases.append(&mut leases);
+            q.waiting.append(&mut waiting);
+            drop(q);
+            shared.ready.notify_one();
         }
-        for (bytes, to) in &replies {
-            if let Err(e) = l.socket.send_to(bytes, to) {
+        for (bytes, to) in now_replies.drain(..) {
+            if let Err(e) = l.socket.send_to(&bytes, to) {
                 tracing::warn!(%to, error = %e, "send failed");
             }
         }
@@ -307,32 +395,32 @@ fn target(dest: Destination) -> SocketAddrV4 {
     }
 }
 
-fn log(l: &Listener, src: SocketAddrV4, out: &Output) {
-    let Some((ev, lease)) = &out.lease else {
-        if let Some((_, dest, mt)) = &out.reply {
+fn log_reply(l: &Listener, src: SocketAddrV4, out: &Output) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    match (&out.reply, out.dropped) {
+        (Some((_, dest, mt)), _) => {
             let (ip, file) = out.detail.clone().unwrap_or((Ipv4Addr::UNSPECIFIED, None));
             tracing::debug!(interface = %l.interface, %src, ?mt, %ip, file = file.as_deref().unwrap_or(""), ?dest, "reply");
-        } else if let Some(why) = out.dropped {
-            tracing::debug!(interface = %l.interface, %src, why, "no reply");
         }
-        return;
-    };
-    let file = out
-        .detail
-        .as_ref()
-        .and_then(|(_, f)| f.as_deref())
-        .unwrap_or("");
-    let what = match ev {
+        (None, Some(why)) => tracing::debug!(interface = %l.interface, %src, why, "no reply"),
+        (None, None) => {}
+    }
+}
+
+fn log_lease(interface: &str, event: LeaseEvent, lease: &Lease, file: Option<&str>) {
+    let what = match event {
         LeaseEvent::Bound => "bound",
         LeaseEvent::Renewed => "renewed",
         LeaseEvent::Released => "released",
         LeaseEvent::Declined => "declined",
     };
     tracing::info!(
-        interface = %l.interface,
+        interface,
         ip = %lease.ip,
         client = %lease.client,
-        file,
+        file = file.unwrap_or(""),
         "lease {what}"
     );
 }
