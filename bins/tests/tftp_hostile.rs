@@ -561,3 +561,46 @@ fn ipv6_and_ipv4_listeners_serve_the_same_root() {
     let f = fetch(&c4, v4, &req, 1468, 4, false, ms(10_000));
     assert_eq!(f.data, want, "over IPv4");
 }
+
+#[test]
+fn a_repeated_request_and_junk_on_the_session_port_change_nothing() {
+    let root = Scratch::new("dup");
+    make_root(&root.0);
+    let (_srv, addr) = start_loopback(&root.0, &["--timeout-ms", "2000"]);
+    let c = client("127.0.0.1:0", ms(500));
+    let req = request(1, b"k512", "octet", &[]);
+    // The same request twice from the same port: one session, one DATA 1.
+    c.send_to(&req, addr).unwrap();
+    c.send_to(&req, addr).unwrap();
+    let mut buf = [0u8; 600];
+    let (n, session) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], [0, 3, 0, 1]);
+    let first = buf[4..n].to_vec();
+    assert!(
+        c.recv_from(&mut buf).is_err(),
+        "a second DATA 1 within 500 ms"
+    );
+    // Short packets, unknown opcodes, a request and stale/future ACKs to the session port.
+    for junk in [
+        &b""[..],
+        b"\x00",
+        b"\x00\x04\x00",
+        b"\x00\x09xx",
+        b"\x00\x04\x00\x00",
+        b"\x00\x04\x00\x07",
+        &req,
+    ] {
+        c.send_to(junk, session).unwrap();
+    }
+    assert!(c.recv_from(&mut buf).is_err(), "junk caused a send");
+    // The transfer goes on.
+    let mut data = first;
+    for block in 1..=4u8 {
+        c.send_to(&[0, 4, 0, block], session).unwrap();
+        let (n, _) = c.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..4], [0, 3, 0, block + 1]);
+        data.extend_from_slice(&buf[4..n]);
+    }
+    c.send_to(&[0, 4, 0, 5], session).unwrap();
+    assert_eq!(data, std::fs::read(root.path("k512")).unwrap());
+}

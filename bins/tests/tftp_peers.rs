@@ -99,6 +99,14 @@ fn tftp_hpa_netascii_binary_and_put() {
         ],
     );
     s.same("uploaded.bin", &up);
+    // Netascii upload (the default mode): stored with local line ends again.
+    let text = s.out.path("text.txt");
+    std::fs::write(&text, b"one\ntwo\r\nthree\rfour\n".repeat(100)).unwrap();
+    s.client(
+        "tftp",
+        &[&a, "-c", "put", text.to_str().unwrap(), "text.txt"],
+    );
+    s.same("text.txt", &text);
 }
 
 #[test]
@@ -144,6 +152,22 @@ fn atftp_options_rollover_and_upload_quota() {
         ],
     );
     s.same("atftp-up.bin", &up);
+    s.client(
+        "atftp",
+        &[
+            "-p",
+            "-l",
+            up.to_str().unwrap(),
+            "-r",
+            "atftp-up-ws.bin",
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 8",
+            &a,
+        ],
+    );
+    s.same("atftp-up-ws.bin", &up);
     // Over quota: atftp announces tsize 300000 and gets ERROR 3; nothing appears.
     let big = s.out.path("big.bin");
     std::fs::write(&big, bytes(300_000, 23)).unwrap();

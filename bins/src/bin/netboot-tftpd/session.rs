@@ -49,8 +49,10 @@ pub async fn serve(
             stats,
             blksize,
             windowsize,
+            oack,
         }) => tracing::info!(
             client = %peer, kind, file = %name, mode = ?req.mode, blksize, windowsize,
+            tsize = ?oack.tsize, timeout = ?oack.timeout,
             bytes = stats.bytes, ms, retransmits = stats.retransmits,
             outcome = %outcome.map_or("Unfinished".to_string(), |o| format!("{o:?}")), "transfer"
         ),
@@ -67,6 +69,8 @@ struct Done {
     stats: Stats,
     blksize: u16,
     windowsize: u16,
+    /// The options acknowledged (tsize, timeout for the log).
+    oack: wire::Options,
 }
 
 /// Sends an ERROR for a refused request (from the session's own port, as RFC 1350 wants).
@@ -140,6 +144,7 @@ async fn serve_read(
         stats: tx.stats(),
         blksize: neg.blksize,
         windowsize: neg.windowsize,
+        oack: neg.oack,
     })
 }
 
@@ -203,6 +208,7 @@ async fn serve_write(
         stats: rx.stats(),
         blksize: neg.blksize,
         windowsize: neg.windowsize,
+        oack: neg.oack,
     })
 }
 
