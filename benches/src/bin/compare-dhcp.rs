@@ -1,6 +1,8 @@
 //! compare-dhcp: netboot-dhcpd (durable journal, fsync) against kea-dhcp4 (memfile,
 //! persist on, multi-threaded) and dnsmasq (`--no-ping`, lease file on), driven by perfdhcp
-//! from a second network namespace, in one run. Not a test: it prints numbers.
+//! from a second network namespace, in one run. Not a test: it prints numbers. A last row
+//! runs ours with `durability = "none"` to show what the fsync before each ACK costs (Kea's
+//! memfile appends without fsync).
 //!
 //! For each server and each of `--runs` rounds (fresh server and lease file each round) it
 //! climbs a ladder of offered rates, `--secs` seconds each, and keeps the highest step whose
@@ -26,7 +28,8 @@ const IF_CLIENT: &str = "cmpdhcpc";
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 const LADDER: &[u32] = &[
-    250, 500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000,
+    250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 10_000, 12_000, 15_000,
+    20_000,
 ];
 
 struct Opts {
@@ -110,6 +113,9 @@ impl Drop for Guard {
 #[derive(Clone, Copy)]
 enum Peer {
     Ours,
+    /// Ours with `durability = "none"`: what the fsync costs (not a fair match for Kea,
+    /// which is run with persistence on).
+    OursNoSync,
     Kea,
     Dnsmasq,
 }
@@ -118,6 +124,7 @@ impl Peer {
     fn name(self) -> &'static str {
         match self {
             Peer::Ours => "netboot-dhcpd",
+            Peer::OursNoSync => "dhcpd-nosync",
             Peer::Kea => "kea-dhcp4",
             Peer::Dnsmasq => "dnsmasq",
         }
@@ -128,12 +135,17 @@ impl Peer {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", NS_SERVER]);
         match self {
-            Peer::Ours => {
+            Peer::Ours | Peer::OursNoSync => {
+                let durability = if matches!(self, Peer::Ours) {
+                    "fsync"
+                } else {
+                    "none"
+                };
                 let cfg = dir.join("dhcpd.toml");
                 std::fs::write(
                     &cfg,
                     format!(
-                        "[server]\ninterfaces = [\"{IF_SERVER}\"]\nlease_file = \"{}\"\ndurability = \"fsync\"\n\
+                        "[server]\ninterfaces = [\"{IF_SERVER}\"]\nlease_file = \"{}\"\ndurability = \"{durability}\"\n\
                          [boot]\ndefault = \"core.0\"\n[[subnet]]\nnetwork = \"198.19.0.0/16\"\n\
                          range = [\"198.19.1.0\", \"198.19.255.250\"]\nrouters = [\"{SERVER}\"]\nlease_time = 3600\n",
                         dir.join("leases.journal").display()
@@ -341,7 +353,7 @@ fn main() {
     drop(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)));
     netns_up();
     let _guard = Guard;
-    let peers = [Peer::Ours, Peer::Kea, Peer::Dnsmasq];
+    let peers = [Peer::Ours, Peer::Kea, Peer::Dnsmasq, Peer::OursNoSync];
     let mut results = Vec::new();
     for peer in peers {
         if o.only.as_deref().is_some_and(|n| n != peer.name()) {
