@@ -621,6 +621,54 @@ impl Default for Repr<'_> {
     }
 }
 
+/// The option codes [`Repr`] types, in slot order: parsing collects only these, so the
+/// scratch table is small instead of one slot per possible code.
+const TYPED: [u8; 28] = [
+    code::SUBNET_MASK,
+    code::ROUTER,
+    code::DNS,
+    code::HOSTNAME,
+    code::DOMAIN_NAME,
+    code::BROADCAST_ADDR,
+    code::VENDOR_SPECIFIC,
+    code::REQUESTED_IP,
+    code::LEASE_TIME,
+    code::MESSAGE_TYPE,
+    code::SERVER_ID,
+    code::PARAMETER_REQUEST_LIST,
+    code::MESSAGE,
+    code::MAX_MESSAGE_SIZE,
+    code::RENEWAL_TIME,
+    code::REBINDING_TIME,
+    code::VENDOR_CLASS,
+    code::CLIENT_ID,
+    code::TFTP_SERVER,
+    code::BOOTFILE,
+    code::USER_CLASS,
+    code::RAPID_COMMIT,
+    code::RELAY_AGENT,
+    code::CLIENT_ARCH,
+    code::CLIENT_NDI,
+    code::CLIENT_UUID,
+    code::SUBNET_SELECTION,
+    code::IPXE,
+];
+const SLOTS: usize = TYPED.len();
+const SLOT_OF: [u8; 256] = {
+    let mut t = [u8::MAX; 256];
+    let mut i = 0;
+    while i < SLOTS {
+        t[TYPED[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn slot(c: u8) -> Option<usize> {
+    let s = SLOT_OF[usize::from(c)];
+    (s != u8::MAX).then_some(usize::from(s))
+}
+
 fn until_nul(b: &[u8]) -> &[u8] {
     b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n])
 }
@@ -661,7 +709,7 @@ impl<'a> Repr<'a> {
             return Err(Error::BadHeader);
         }
         // Collect raw (joined) values first: a fixed table indexed by option code.
-        let mut raw: [Option<Cow<'a, [u8]>>; 256] = [const { None }; 256];
+        let mut raw: [Option<Cow<'a, [u8]>>; SLOTS] = [const { None }; SLOTS];
         let mut overload = 0u8;
         for item in RawOptions::new(&b[MIN_LEN..]) {
             let (c, v) = item?;
@@ -671,7 +719,9 @@ impl<'a> Repr<'a> {
                     return Err(Error::BadOption(c));
                 }
             }
-            join(&mut raw[usize::from(c)], v);
+            if let Some(slot) = slot(c) {
+                join(&mut raw[slot], v);
+            }
         }
         // RFC 2131 §4.1: `file` first, then `sname`. An option 52 inside them is ignored,
         // so a hostile "overload loop" cannot recurse.
@@ -679,15 +729,16 @@ impl<'a> Repr<'a> {
             if overload & bit != 0 {
                 for item in RawOptions::new(&b[range]) {
                     let (c, v) = item?;
-                    if c != code::OVERLOAD {
-                        join(&mut raw[usize::from(c)], v);
+                    if let Some(slot) = slot(c).filter(|_| c != code::OVERLOAD) {
+                        join(&mut raw[slot], v);
                     }
                 }
             }
         }
         let mut chaddr = [0u8; 16];
         chaddr.copy_from_slice(p.chaddr());
-        let take = |c: u8, raw: &mut [Option<Cow<'a, [u8]>>; 256]| raw[usize::from(c)].take();
+        let take =
+            |c: u8, raw: &mut [Option<Cow<'a, [u8]>>; SLOTS]| slot(c).and_then(|i| raw[i].take());
         let mut o = Options::default();
         if let Some(v) = take(code::MESSAGE_TYPE, &mut raw) {
             let &[t] = &*v else {
@@ -696,7 +747,7 @@ impl<'a> Repr<'a> {
             o.message_type =
                 Some(MessageType::from_u8(t).ok_or(Error::BadOption(code::MESSAGE_TYPE))?);
         }
-        let a = |c: u8, raw: &mut [Option<Cow<'a, [u8]>>; 256]| {
+        let a = |c: u8, raw: &mut [Option<Cow<'a, [u8]>>; SLOTS]| {
             take(c, raw).map(|v| addr(c, &v)).transpose()
         };
         o.subnet_mask = a(code::SUBNET_MASK, &mut raw)?;
@@ -712,7 +763,7 @@ impl<'a> Repr<'a> {
                 *slot = Some(Addrs::from_wire(v).ok_or(Error::BadOption(c))?);
             }
         }
-        let n = |c: u8, raw: &mut [Option<Cow<'a, [u8]>>; 256]| {
+        let n = |c: u8, raw: &mut [Option<Cow<'a, [u8]>>; SLOTS]| {
             take(c, raw).map(|v| u32_of(c, &v)).transpose()
         };
         o.lease_time = n(code::LEASE_TIME, &mut raw)?.map(LeaseTime::from_u32);
