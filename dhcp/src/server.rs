@@ -87,6 +87,12 @@ pub struct BootRule {
     pub arch: Vec<u16>,
     /// Option 60 prefix that must match; `None` = any.
     pub vendor_class: Option<String>,
+    /// Hardware address prefix that must match (an OUI, e.g. `b8:27:eb` for Raspberry Pis,
+    /// which send arch 0 like a BIOS PC); empty = any.
+    pub hw_prefix: Vec<u8>,
+    /// A one-entry PXE boot menu (option 43 sub-options 9 and 10) with this text. Raspberry
+    /// Pi ROMs boot only when the menu says "Raspberry Pi Boot" (Pi 3: with 3 trailing spaces).
+    pub pxe_menu: Option<String>,
     /// Boot file or, for UEFI HTTP boot, a URL.
     pub file: String,
     /// `siaddr` for this rule.
@@ -229,6 +235,7 @@ pub struct Server {
 
 struct Boot<'c> {
     file: Option<Cow<'c, str>>,
+    menu: Option<&'c str>,
     next_server: Option<Ipv4Addr>,
     http: bool,
     ipxe: bool,
@@ -648,6 +655,7 @@ impl Server {
         if ipxe && let Some(script) = &policy.ipxe_script {
             return Boot {
                 file: Some(Cow::Borrowed(script)),
+                menu: None,
                 next_server: host_ns,
                 http,
                 ipxe,
@@ -656,6 +664,7 @@ impl Server {
         if let Some(f) = host.and_then(|h| h.boot_file.as_deref()) {
             return Boot {
                 file: Some(Cow::Borrowed(f)),
+                menu: None,
                 next_server: host_ns,
                 http,
                 ipxe,
@@ -666,12 +675,14 @@ impl Server {
                 && r.vendor_class
                     .as_deref()
                     .is_none_or(|v| vendor.starts_with(v.as_bytes()))
+                && req.hw_addr().starts_with(&r.hw_prefix)
         });
         Boot {
             file: rule
                 .map(|r| r.file.as_str())
                 .or(policy.default_file.as_deref())
                 .map(Cow::Borrowed),
+            menu: rule.and_then(|r| r.pxe_menu.as_deref()),
             next_server: host_ns.or(rule.and_then(|r| r.next_server)),
             http,
             ipxe,
@@ -731,11 +742,7 @@ impl Server {
             // A full offer naming PXEClient must carry option 43, or EDK2 takes it for a
             // proxy offer and asks port 4011 (research §1, "Option 60 trap").
             o.vendor_class = Some(Cow::Borrowed(b"PXEClient"));
-            vendor43 = VendorOptions {
-                discovery_control: Some(USE_BOOTFILE),
-                ..Default::default()
-            }
-            .to_bytes();
+            vendor43 = pxe_vendor_options(boot.menu).to_bytes();
             o.vendor_specific = Some(Cow::Owned(vendor43));
             o.client_uuid = req.options.client_uuid.clone();
         } else if boot.http {
@@ -834,13 +841,7 @@ impl Server {
             message_type: Some(reply_type),
             server_id: Some(input.local_addr),
             vendor_class: Some(Cow::Borrowed(b"PXEClient")),
-            vendor_specific: Some(Cow::Owned(
-                VendorOptions {
-                    discovery_control: Some(USE_BOOTFILE),
-                    ..Default::default()
-                }
-                .to_bytes(),
-            )),
+            vendor_specific: Some(Cow::Owned(pxe_vendor_options(boot.menu).to_bytes())),
             client_uuid: req.options.client_uuid.clone(),
             bootfile: (!file.is_empty() && req.options.requests(crate::wire::code::BOOTFILE))
                 .then_some(Cow::Borrowed(file.as_bytes())),
@@ -890,6 +891,24 @@ impl Server {
             detail: Some((Ipv4Addr::UNSPECIFIED, boot.file.map(Cow::into_owned))),
             dropped: None,
         }
+    }
+}
+
+/// Option 43 for PXE clients: "boot the file in this packet", plus a one-entry menu when the
+/// rule asks for one (with a zero-second prompt, so nobody waits for a key).
+fn pxe_vendor_options(menu: Option<&str>) -> VendorOptions<'_> {
+    VendorOptions {
+        discovery_control: Some(USE_BOOTFILE),
+        menu: menu
+            .map(|m| {
+                vec![crate::pxe::MenuItem {
+                    server_type: 0,
+                    description: Cow::Borrowed(m.as_bytes()),
+                }]
+            })
+            .unwrap_or_default(),
+        prompt: menu.map(|_| (0, Cow::Borrowed(&b"PXE"[..]))),
+        ..Default::default()
     }
 }
 

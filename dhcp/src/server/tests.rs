@@ -558,3 +558,35 @@ fn hostile_packets_do_not_reply_or_change_leases() {
         Some(ip)
     );
 }
+
+#[test]
+fn raspberry_pi_is_told_apart_by_oui_and_gets_its_menu() {
+    let mut cfg = test_server().config().clone();
+    cfg.boot.rules.insert(
+        0,
+        BootRule {
+            hw_prefix: vec![0xb8, 0x27, 0xeb],
+            file: "bootcode.bin".into(),
+            pxe_menu: Some("Raspberry Pi Boot   ".into()),
+            ..Default::default()
+        },
+    );
+    let mut s = Server::new(cfg);
+    let pxe = |r: &mut Repr<'static>| {
+        r.options.client_arch = Some(Cow::Borrowed(&[0, 0]));
+        r.options.vendor_class = Some(Cow::Borrowed(b"PXEClient:Arch:00000:UNDI:002001"));
+    };
+    let pi = msg(MessageType::Discover, [0xb8, 0x27, 0xeb, 1, 2, 3], pxe);
+    let (offer, _, _) = reply(&send(&mut s, T0, &pi));
+    assert_eq!(&*offer.file, b"bootcode.bin");
+    let v = crate::pxe::VendorOptions::parse(offer.options.vendor_specific.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(&*v.menu[0].description, b"Raspberry Pi Boot   ");
+    // A BIOS PC with the same arch and vendor class is not a Pi.
+    let pc = msg(MessageType::Discover, mac(60), pxe);
+    let (offer, _, _) = reply(&send(&mut s, T0, &pc));
+    assert_eq!(&*offer.file, b"core.0");
+    let v = crate::pxe::VendorOptions::parse(offer.options.vendor_specific.as_deref().unwrap())
+        .unwrap();
+    assert!(v.menu.is_empty());
+}

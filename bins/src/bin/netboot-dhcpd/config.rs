@@ -97,6 +97,10 @@ pub struct RuleSection {
     #[serde(default)]
     pub arch: Vec<u16>,
     pub vendor_class: Option<String>,
+    /// MAC prefix, e.g. "b8:27:eb" (Raspberry Pi).
+    pub mac_prefix: Option<Spanned<String>>,
+    /// One-entry PXE menu text (Raspberry Pi ROMs need "Raspberry Pi Boot").
+    pub pxe_menu: Option<String>,
     pub file: String,
     pub next_server: Option<Ipv4Addr>,
 }
@@ -168,12 +172,16 @@ fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     Some((a.parse().ok()?, len))
 }
 
-fn parse_mac(s: &str) -> Option<Vec<u8>> {
+fn parse_mac_prefix(s: &str) -> Option<Vec<u8>> {
     let v: Vec<u8> = s
         .split([':', '-'])
         .map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2))
         .collect::<Option<_>>()?;
-    (v.len() == 6).then_some(v)
+    (1..=6).contains(&v.len()).then_some(v)
+}
+
+fn parse_mac(s: &str) -> Option<Vec<u8>> {
+    parse_mac_prefix(s).filter(|v| v.len() == 6)
 }
 
 /// Parses and checks `text`; returns every problem found, not just the first.
@@ -275,21 +283,33 @@ pub fn load(text: &str) -> Result<Loaded, Vec<Problem>> {
             next_server: h.next_server,
         });
     }
+    let mut rules = Vec::new();
+    for r in &file.boot.rule {
+        let hw_prefix = match &r.mac_prefix {
+            None => Vec::new(),
+            Some(p) => parse_mac_prefix(p.get_ref()).unwrap_or_else(|| {
+                problems.push(problem(
+                    text,
+                    p.span(),
+                    format!("mac_prefix {:?} is not 1 to 6 hex pairs", p.get_ref()),
+                ));
+                Vec::new()
+            }),
+        };
+        rules.push(BootRule {
+            arch: r.arch.clone(),
+            vendor_class: r.vendor_class.clone(),
+            hw_prefix,
+            pxe_menu: r.pxe_menu.clone(),
+            file: r.file.clone(),
+            next_server: r.next_server,
+        });
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
     let boot = BootPolicy {
-        rules: file
-            .boot
-            .rule
-            .iter()
-            .map(|r| BootRule {
-                arch: r.arch.clone(),
-                vendor_class: r.vendor_class.clone(),
-                file: r.file.clone(),
-                next_server: r.next_server,
-            })
-            .collect(),
+        rules,
         default_file: file.boot.default.clone(),
         ipxe_script: file.boot.ipxe_script.clone(),
         ipxe_no_pxedhcp: file.boot.ipxe_no_pxedhcp,
@@ -322,7 +342,8 @@ mod tests {
         let l = load(EXAMPLE).unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(l.engine.subnets.len(), 1);
         assert_eq!(l.engine.subnets[0].lease_time, LeaseTime::Infinite);
-        assert_eq!(l.engine.boot.rules[0].arch, [7, 9]);
+        assert_eq!(l.engine.boot.rules[1].arch, [7, 9]);
+        assert_eq!(l.engine.boot.rules[0].hw_prefix, [0xb8, 0x27, 0xeb]);
     }
 
     #[test]
