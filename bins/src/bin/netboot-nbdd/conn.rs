@@ -1,10 +1,13 @@
 //! The per-connection driver: moves bytes between a stream and the sans-IO engine, and
 //! serves the engine's requests from the export's storage.
 //!
-//! Requests are served in batches: every complete request in the receive buffer is handled,
-//! its reply queued (header + payload, the payload often a slice of the shared RAM image),
-//! and the batch goes out in one `writev`. A batch is capped at `max_in_flight` requests and
-//! 16 MiB of payload, which bounds what one client can make the server hold.
+//! Two halves run concurrently in the connection's task. The reader feeds received bytes to
+//! the engine, serves each request as soon as it is parsed and queues its reply (header +
+//! payload, the payload often a slice of the shared RAM image); the writer sends whatever is
+//! queued with one `writev`. So new requests keep being read while earlier replies are still
+//! going out, and a client's pipeline never drains. The queue holds at most `max_in_flight`
+//! replies, and payloads read into buffers are bounded by a per-connection byte budget: that is
+//! what one client can make the server hold.
 
 use crate::export::{Payload, ServedExport, Storage};
 use bytes::{Buf, BytesMut};
@@ -14,6 +17,7 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// What every connection shares.
 pub struct Shared {
@@ -23,6 +27,11 @@ pub struct Shared {
     pub max_in_flight: usize,
 }
 
+/// Bytes of buffered READ data one connection may hold at once.
+const READ_BUDGET: u32 = 64 << 20;
+/// Replies gathered into one `writev`.
+const MAX_BATCH: usize = 128;
+
 /// How a connection ended, for its log line.
 enum End {
     Disconnect,
@@ -30,6 +39,7 @@ enum End {
     Protocol(Fatal),
     HandshakeTimeout,
     Io(std::io::Error),
+    WriterGone,
 }
 
 impl std::fmt::Display for End {
@@ -40,16 +50,16 @@ impl std::fmt::Display for End {
             End::Protocol(e) => write!(f, "protocol violation: {e}"),
             End::HandshakeTimeout => f.write_str("handshake timeout"),
             End::Io(e) => write!(f, "I/O error: {e}"),
+            End::WriterGone => f.write_str("send failed"),
         }
     }
 }
 
-const BATCH_BYTES: usize = 16 << 20;
-
-struct Outbox {
-    replies: Vec<(Header, Payload)>,
-    bytes: usize,
-    pool: Vec<Vec<u8>>,
+/// One queued message: a reply (header + payload) or engine output (empty header).
+struct Out {
+    header: Header,
+    payload: Payload,
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Writes all of `bufs`, however the kernel splits it.
@@ -67,141 +77,193 @@ async fn write_all_vectored<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-impl Outbox {
-    async fn flush<S: AsyncWrite + Unpin>(
-        &mut self,
-        s: &mut S,
-        conn: &mut Connection,
-    ) -> std::io::Result<()> {
-        {
-            let engine = conn.pending_output();
-            let mut iov: Vec<IoSlice> = Vec::with_capacity(1 + 2 * self.replies.len());
-            if !engine.is_empty() {
-                iov.push(IoSlice::new(engine));
-            }
-            for (h, p) in &self.replies {
-                if !h.is_empty() {
-                    iov.push(IoSlice::new(h));
-                }
-                if !p.as_slice().is_empty() {
-                    iov.push(IoSlice::new(p.as_slice()));
-                }
-            }
-            write_all_vectored(s, &mut iov).await?;
-        }
-        s.flush().await?;
-        let n = conn.pending_output().len();
-        conn.consume_output(n);
-        for (_, p) in self.replies.drain(..) {
-            if let Payload::Owned(v) = p
-                && self.pool.len() < 8
-            {
-                self.pool.push(v);
+/// Sends queued messages in batches until the reader hangs up.
+async fn writer<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Out>,
+) -> std::io::Result<()> {
+    let mut batch: Vec<Out> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
             }
         }
-        self.bytes = 0;
-        Ok(())
+        let mut iov: Vec<IoSlice> = Vec::with_capacity(2 * batch.len());
+        for m in &batch {
+            for part in [&m.header[..], m.payload.as_slice()] {
+                if !part.is_empty() {
+                    iov.push(IoSlice::new(part));
+                }
+            }
+        }
+        write_all_vectored(&mut w, &mut iov).await?;
+        w.flush().await?;
+        batch.clear();
+    }
+    w.shutdown().await
+}
+
+struct Reader {
+    conn: Connection,
+    storage: Option<Storage>,
+    export_name: String,
+    read: u64,
+    written: u64,
+    budget: Arc<Semaphore>,
+    tx: mpsc::Sender<Out>,
+}
+
+impl Reader {
+    async fn send(
+        &self,
+        header: Header,
+        payload: Payload,
+        budget: Option<OwnedSemaphorePermit>,
+    ) -> bool {
+        let m = Out {
+            header,
+            payload,
+            _budget: budget,
+        };
+        self.tx.send(m).await.is_ok()
+    }
+
+    /// Queues what the engine wants sent.
+    async fn send_engine_output(&mut self) -> bool {
+        if self.conn.pending_output().is_empty() {
+            return true;
+        }
+        let v = self.conn.pending_output().to_vec();
+        self.conn.consume_output(v.len());
+        self.send(Header::default(), Payload::Owned(v), None).await
+    }
+
+    async fn run<R: AsyncRead + Unpin>(&mut self, mut r: R, sh: &Shared) -> End {
+        let deadline = tokio::time::Instant::now() + sh.handshake_timeout;
+        let mut buf = BytesMut::with_capacity(16 << 10);
+        loop {
+            // Handle everything buffered.
+            let mut closing = false;
+            loop {
+                let step = match self.conn.handle(&sh.config, &buf) {
+                    Ok(s) => s,
+                    Err(f) => {
+                        // Send what the engine queued before the hard disconnect.
+                        self.send_engine_output().await;
+                        return End::Protocol(f);
+                    }
+                };
+                let consumed = match step {
+                    Step::Need(n) => {
+                        buf.reserve(n.saturating_sub(buf.len()));
+                        break;
+                    }
+                    Step::Closed => {
+                        closing = true;
+                        break;
+                    }
+                    Step::Consumed(n) => n,
+                    Step::Event(n, Event::Close) => {
+                        closing = true;
+                        buf.advance(n);
+                        break;
+                    }
+                    Step::Event(n, Event::Ready { export }) => {
+                        let e = &sh.exports[export];
+                        self.storage = Some(Storage::open(e));
+                        self.export_name = e.export.name.clone();
+                        n
+                    }
+                    Step::Event(n, Event::Request(req)) => {
+                        // Rejections the engine answered itself go out first, in order.
+                        if !self.send_engine_output().await || !self.serve(&req).await {
+                            return End::WriterGone;
+                        }
+                        n
+                    }
+                };
+                buf.advance(consumed);
+            }
+            if !self.send_engine_output().await {
+                return End::WriterGone;
+            }
+            if closing {
+                return End::Disconnect;
+            }
+            let res = if self.conn.in_transmission() {
+                r.read_buf(&mut buf).await
+            } else {
+                match tokio::time::timeout_at(deadline, r.read_buf(&mut buf)).await {
+                    Ok(res) => res,
+                    Err(_) => return End::HandshakeTimeout,
+                }
+            };
+            match res {
+                Ok(0) => return End::Eof,
+                Ok(_) => {}
+                Err(e) => return End::Io(e),
+            }
+        }
+    }
+
+    /// Serves one request and queues its reply; false when the writer is gone.
+    async fn serve(&mut self, r: &Request<'_>) -> bool {
+        let Some(st) = self.storage.as_mut() else {
+            return false;
+        };
+        // Data read into a buffer (not shared RAM) is paid for from the budget first.
+        let permit = if r.command == Command::Read && !st.zero_copy() && r.length > 0 {
+            let n = r.length.min(u64::from(READ_BUDGET)) as u32;
+            self.budget.clone().acquire_many_owned(n).await.ok()
+        } else {
+            None
+        };
+        let (header, payload) = execute(st, &self.conn, r);
+        match r.command {
+            Command::Read => self.read += payload.as_slice().len() as u64,
+            Command::Write => self.written += r.length,
+            _ => {}
+        }
+        self.send(header, payload, permit).await
     }
 }
 
 /// Serves one client until it leaves; logs one line about it.
-pub async fn serve<S>(mut s: S, peer: String, sh: Arc<Shared>)
+pub async fn serve<S>(s: S, peer: String, sh: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let start = Instant::now();
-    let deadline = tokio::time::Instant::now() + sh.handshake_timeout;
-    let mut conn = Connection::new();
-    let mut buf = BytesMut::with_capacity(16 << 10);
-    let mut out = Outbox {
-        replies: Vec::new(),
-        bytes: 0,
-        pool: Vec::new(),
+    let (r, w) = tokio::io::split(s);
+    let (tx, rx) = mpsc::channel(sh.max_in_flight);
+    let mut reader = Reader {
+        conn: Connection::new(),
+        storage: None,
+        export_name: "-".into(),
+        read: 0,
+        written: 0,
+        budget: Arc::new(Semaphore::new(READ_BUDGET as usize)),
+        tx,
     };
-    let mut storage: Option<Storage> = None;
-    let mut export_name = String::from("-");
-    let (mut read, mut written) = (0u64, 0u64);
-    let end = 'conn: loop {
-        // Handle everything buffered.
-        let mut closing = false;
-        loop {
-            let step = match conn.handle(&sh.config, &buf) {
-                Ok(s) => s,
-                Err(f) => {
-                    // Send what the engine queued (e.g. the reply before a hard disconnect).
-                    let _ = out.flush(&mut s, &mut conn).await;
-                    break 'conn End::Protocol(f);
-                }
-            };
-            let consumed = match step {
-                Step::Need(n) => {
-                    buf.reserve(n.saturating_sub(buf.len()));
-                    break;
-                }
-                Step::Closed => {
-                    closing = true;
-                    break;
-                }
-                Step::Consumed(n) => n,
-                Step::Event(n, Event::Close) => {
-                    closing = true;
-                    buf.advance(n);
-                    break;
-                }
-                Step::Event(n, Event::Ready { export }) => {
-                    let e = &sh.exports[export];
-                    storage = Some(Storage::open(e));
-                    export_name = e.export.name.clone();
-                    n
-                }
-                Step::Event(n, Event::Request(r)) => {
-                    let Some(st) = storage.as_mut() else {
-                        break 'conn End::Protocol(Fatal::UnknownExport);
-                    };
-                    let reply = execute(st, &conn, &r, &mut out.pool);
-                    match r.command {
-                        Command::Read => read += reply.1.as_slice().len() as u64,
-                        Command::Write => written += r.length,
-                        _ => {}
-                    }
-                    out.bytes += reply.1.as_slice().len();
-                    out.replies.push(reply);
-                    n
-                }
-            };
-            buf.advance(consumed);
-            if (out.replies.len() >= sh.max_in_flight || out.bytes >= BATCH_BYTES)
-                && let Err(e) = out.flush(&mut s, &mut conn).await
-            {
-                break 'conn End::Io(e);
-            }
-        }
-        if let Err(e) = out.flush(&mut s, &mut conn).await {
-            break End::Io(e);
-        }
-        if closing {
-            break End::Disconnect;
-        }
-        let r = if conn.in_transmission() {
-            s.read_buf(&mut buf).await
-        } else {
-            match tokio::time::timeout_at(deadline, s.read_buf(&mut buf)).await {
-                Ok(r) => r,
-                Err(_) => break End::HandshakeTimeout,
-            }
-        };
-        match r {
-            Ok(0) => break End::Eof,
-            Ok(_) => {}
-            Err(e) => break End::Io(e),
-        }
+    // The writer is its own task so that copying replies into the socket and serving the
+    // next requests can use two cores.
+    let writer = tokio::spawn(writer(w, rx));
+    let end = reader.run(r, &sh).await;
+    // Closing the queue lets the writer finish what is queued, then shut down.
+    let (tx, _) = mpsc::channel(1);
+    drop(std::mem::replace(&mut reader.tx, tx));
+    let end = match (end, writer.await) {
+        (End::WriterGone, Ok(Err(e))) => End::Io(e),
+        (e, _) => e,
     };
-    let _ = s.shutdown().await;
     tracing::info!(
         client = %peer,
-        export = %export_name,
-        bytes_read = read,
-        bytes_written = written,
+        export = %reader.export_name,
+        bytes_read = reader.read,
+        bytes_written = reader.written,
         secs = format!("{:.3}", start.elapsed().as_secs_f64()),
         end = %end,
         "connection closed"
@@ -218,19 +280,14 @@ fn io_errno(e: &std::io::Error) -> u32 {
 }
 
 /// Serves one validated request; returns the reply header and its payload.
-fn execute(
-    st: &mut Storage,
-    conn: &Connection,
-    r: &Request,
-    pool: &mut Vec<Vec<u8>>,
-) -> (Header, Payload) {
+fn execute(st: &mut Storage, conn: &Connection, r: &Request) -> (Header, Payload) {
     let rep = conn.replies();
     let done = |res: std::io::Result<()>| match res {
         Ok(()) => (rep.ok(r.cookie, r.offset), Payload::None),
         Err(e) => (rep.error(r.cookie, r.offset, io_errno(&e)), Payload::None),
     };
     match r.command {
-        Command::Read => match st.read(r.offset, r.length, pool) {
+        Command::Read => match st.read(r.offset, r.length) {
             Ok(p) => (rep.read(r.cookie, r.offset, r.length), p),
             Err(e) => (rep.error(r.cookie, r.offset, io_errno(&e)), Payload::None),
         },
@@ -241,8 +298,7 @@ fn execute(
         Command::WriteZeroes => done(st.write_zeroes(r.offset, r.length, r.fua(), r.fast_zero())),
         Command::BlockStatus => {
             let ext = st.extents(r.offset, r.length, r.req_one());
-            let mut v = pool.pop().unwrap_or_default();
-            v.clear();
+            let mut v = Vec::new();
             rep.block_status(r.cookie, r.offset, &ext, &mut v);
             // The whole reply is in `v`; send it as the "payload" of an empty header.
             (Header::default(), Payload::Owned(v))

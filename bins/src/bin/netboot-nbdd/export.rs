@@ -193,8 +193,13 @@ impl Storage {
         }
     }
 
-    /// Reads `len` bytes at `offset` (the engine checked the range). `pool` recycles buffers.
-    pub fn read(&self, offset: u64, len: u64, pool: &mut Vec<Vec<u8>>) -> std::io::Result<Payload> {
+    /// Whether reads are served straight from shared memory (no buffer per request).
+    pub fn zero_copy(&self) -> bool {
+        matches!((&self.backing, &self.cow), (Backing::Ram(_), None))
+    }
+
+    /// Reads `len` bytes at `offset` (the engine checked the range).
+    pub fn read(&self, offset: u64, len: u64) -> std::io::Result<Payload> {
         if len == 0 {
             return Ok(Payload::None);
         }
@@ -203,9 +208,7 @@ impl Storage {
                 b.slice(offset as usize..(offset + len) as usize),
             ));
         }
-        let mut buf = pool.pop().unwrap_or_default();
-        buf.clear();
-        buf.resize(len as usize, 0);
+        let mut buf = vec![0u8; len as usize];
         match &self.cow {
             None => self.read_base(offset, &mut buf)?,
             Some(cow) => {
@@ -423,16 +426,12 @@ mod tests {
         let b = Storage::open(&e);
         a.write(4090, &[0xee; 10], false).unwrap();
         a.write_zeroes(10000, 5000, false, true).unwrap();
-        let mut pool = Vec::new();
-        let got = a.read(0, base.len() as u64, &mut pool).unwrap();
+        let got = a.read(0, base.len() as u64).unwrap();
         let mut want = base.clone();
         want[4090..4100].fill(0xee);
         want[10000..15000].fill(0);
         assert_eq!(got.as_slice(), &want[..]);
-        assert_eq!(
-            b.read(0, base.len() as u64, &mut pool).unwrap().as_slice(),
-            &base[..]
-        );
+        assert_eq!(b.read(0, base.len() as u64).unwrap().as_slice(), &base[..]);
     }
 
     #[test]
