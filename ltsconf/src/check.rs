@@ -2,19 +2,20 @@
 //! sections, `LIKE` targets and cycles, and the known-variable value rules.
 
 use crate::model::{Dialect, Document, EntryKind};
-use crate::{Diagnostic, Kind, known, resolve::same_function};
+use crate::names::{Fold, Key, NameMap};
+use crate::{Diagnostic, Kind, known};
 use std::cmp::Ordering;
 
 pub(crate) fn run(doc: &mut Document<'_>) {
     let mut found = Vec::new();
     duplicate_keys(doc, &mut found);
-    let sorted = duplicate_sections(doc, &mut found);
+    let first = duplicate_sections(doc, &mut found);
     let any_like = doc
         .sections
         .iter()
         .any(|s| s.entries.iter().any(|e| e.kind == EntryKind::Like));
     if doc.dialect == Dialect::Lts5 && any_like {
-        likes(doc, &sorted, &mut found);
+        likes(doc, &first, &mut found);
     }
     values(doc, &mut found);
     doc.diagnostics.extend(found);
@@ -76,76 +77,59 @@ fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Reports duplicate sections; returns the named sections sorted by name (file order among
-/// equals), which the `LIKE` check reuses for lookups.
-fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) -> Vec<usize> {
-    let named: Vec<usize> = (0..doc.sections.len())
-        .filter(|&i| !doc.sections[i].unnamed)
-        .collect();
-    let mut idx = named;
-    let norm = |c: u8| {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            c
-        } else {
-            b'_'
-        }
-    };
-    let key = |i: usize| -> &str {
-        match doc.dialect {
-            Dialect::Lts5 => doc.sections[i].name.text,
-            Dialect::Ltsp19 => &doc.sections[i].pattern,
-        }
-    };
-    let cmp = |a: usize, b: usize| match doc.dialect {
-        Dialect::Lts5 => cmp_key(Dialect::Lts5, key(a), key(b)),
-        Dialect::Ltsp19 => key(a).bytes().map(norm).cmp(key(b).bytes().map(norm)),
-    };
-    idx.sort_unstable_by(|&a, &b| cmp(a, b).then(a.cmp(&b)));
-    for w in idx.windows(2) {
-        let same = match doc.dialect {
-            Dialect::Lts5 => cmp(w[0], w[1]) == Ordering::Equal,
-            Dialect::Ltsp19 => same_function(key(w[0]), key(w[1])),
-        };
-        if !same {
+/// Reports duplicate sections; returns lts5's first section for each name (what getltscfg's
+/// lookups find), which the `LIKE` check reuses.
+fn duplicate_sections<'d>(doc: &'d Document<'_>, out: &mut Vec<Diagnostic>) -> NameMap<'d> {
+    let mut seen = NameMap::default();
+    for (i, s) in doc.sections.iter().enumerate() {
+        if s.unnamed {
             continue;
         }
-        let (first, again) = (&doc.sections[w[0]], &doc.sections[w[1]]);
-        out.push(match doc.dialect {
-            Dialect::Lts5 => Diagnostic::warning(
-                Kind::DuplicateSection,
-                again.header,
-                format!(
-                    "section [{}] again (first at line {}): getltscfg only ever uses the first one, so this one is ignored; merge them",
-                    again.name.text, first.header.line
-                ),
-            ),
-            Dialect::Ltsp19 => Diagnostic::warning(
-                Kind::DuplicateSection,
-                first.header,
-                format!(
-                    "section [{}] is defined again at line {}: ini2sh keeps only the last definition, so this one is lost; merge them",
-                    first.name.text, again.header.line
-                ),
-            ),
-        });
+        let key = match doc.dialect {
+            Dialect::Lts5 => Key(s.name.text, Fold::Ascii),
+            Dialect::Ltsp19 => Key(&s.pattern, Fold::Function),
+        };
+        match seen.get(&key).copied() {
+            None => {
+                seen.insert(key, i);
+            }
+            Some(prev) => {
+                let (first, again) = (&doc.sections[prev], s);
+                out.push(match doc.dialect {
+                    Dialect::Lts5 => Diagnostic::warning(
+                        Kind::DuplicateSection,
+                        again.header,
+                        format!(
+                            "section [{}] again (first at line {}): getltscfg only ever uses the first one, so this one is ignored; merge them",
+                            again.name.text, first.header.line
+                        ),
+                    ),
+                    Dialect::Ltsp19 => {
+                        seen.insert(key, i);
+                        lost(first, again)
+                    }
+                });
+            }
+        }
     }
-    idx
+    seen
+}
+
+fn lost(first: &crate::Section<'_>, again: &crate::Section<'_>) -> Diagnostic {
+    Diagnostic::warning(
+        Kind::DuplicateSection,
+        first.header,
+        format!(
+            "section [{}] is defined again at line {}: ini2sh keeps only the last definition, so this one is lost; merge them",
+            first.name.text, again.header.line
+        ),
+    )
 }
 
 /// `LIKE` targets must exist, and must not lead back (getltscfg would loop forever).
-fn likes(doc: &Document<'_>, sorted: &[usize], out: &mut Vec<Diagnostic>) {
+fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
     let n = doc.sections.len();
-    // `sorted`: sections by name (case-insensitive), file order among equals, so a binary
-    // search finds the first section of a name, as getltscfg's walk does.
-    let by_name = |name: &str| {
-        let at = sorted.partition_point(|&i| {
-            cmp_key(Dialect::Lts5, doc.sections[i].name.text, name) == Ordering::Less
-        });
-        sorted
-            .get(at)
-            .copied()
-            .filter(|&i| doc.sections[i].name.text.eq_ignore_ascii_case(name))
-    };
+    let by_name = |name: &str| first.get(&Key(name, Fold::Ascii)).copied();
     // Edges: (target section, entry index) per section; only the first of duplicate sections
     // is reachable, like getltscfg.
     let mut edges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];

@@ -397,44 +397,51 @@ pub static KNOWN: &[Known] = &[
 /// case-insensitively for lts5, whose keys getltscfg upper-cases).
 pub fn lookup(dialect: Dialect, name: &str) -> Option<&'static Known> {
     exact(dialect, name).or_else(|| {
-        KNOWN
+        families(dialect)
             .iter()
-            .filter(|k| k.prefix && k.dialects.contains(&dialect))
+            .copied()
             .find(|k| starts_with(dialect, name, k.name))
     })
 }
 
+/// The numbered families of a dialect (including other-dialect ones, which `check` reports).
+fn families(dialect: Dialect) -> &'static [&'static Known] {
+    use std::sync::OnceLock;
+    static FAMILIES: OnceLock<[Vec<&'static Known>; 2]> = OnceLock::new();
+    let all = FAMILIES.get_or_init(|| {
+        [Dialect::Lts5, Dialect::Ltsp19].map(|d| {
+            KNOWN
+                .iter()
+                .filter(|k| k.prefix && k.dialects.contains(&d))
+                .collect()
+        })
+    });
+    &all[usize::from(dialect == Dialect::Ltsp19)]
+}
+
 /// Exact names through a hash map built once: `check` looks up every key of every file.
 fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
+    use crate::names::{Fnv, Fold, Key};
     use std::collections::HashMap;
     use std::sync::OnceLock;
-    type Map = HashMap<(Dialect, &'static str), &'static Known, std::hash::BuildHasherDefault<Fnv>>;
+    type Map = HashMap<(Dialect, Key<'static>), &'static Known, std::hash::BuildHasherDefault<Fnv>>;
     static MAP: OnceLock<Map> = OnceLock::new();
     let map = MAP.get_or_init(|| {
         let mut m = Map::default();
         for k in KNOWN.iter().filter(|k| !k.prefix) {
             for &d in k.dialects {
-                m.entry((d, k.name)).or_insert(k);
+                m.entry((d, Key(k.name, fold(d)))).or_insert(k);
             }
         }
         m
     });
-    // Upper-case lts5 names on the stack; no known name is longer than 64 bytes.
-    let mut buf = [0u8; 64];
-    let key = match dialect {
-        Dialect::Ltsp19 => name,
-        Dialect::Lts5 => {
-            let b = name.as_bytes();
-            if b.len() > buf.len() {
-                return None;
-            }
-            for (o, c) in buf.iter_mut().zip(b) {
-                *o = c.to_ascii_uppercase();
-            }
-            std::str::from_utf8(&buf[..b.len()]).ok()?
+    fn fold(d: Dialect) -> Fold {
+        match d {
+            Dialect::Lts5 => Fold::Ascii,
+            Dialect::Ltsp19 => Fold::Exact,
         }
-    };
-    map.get(&(dialect, key)).copied()
+    }
+    map.get(&(dialect, Key(name, fold(dialect)))).copied()
 }
 
 fn starts_with(dialect: Dialect, name: &str, prefix: &str) -> bool {
@@ -449,9 +456,8 @@ fn starts_with(dialect: Dialect, name: &str, prefix: &str) -> bool {
 
 /// The numbered family `name` belongs to (`RCFILE_`, `FSTAB_`, ...), if any.
 pub fn family(dialect: Dialect, name: &str) -> Option<&'static str> {
-    KNOWN
+    families(dialect)
         .iter()
-        .filter(|k| k.prefix && k.dialects.contains(&dialect))
         .filter(|k| !matches!(k.rule, Rule::OtherDialect(_)))
         .find(|k| starts_with(dialect, name, k.name))
         .map(|k| k.name)
@@ -521,28 +527,6 @@ impl std::fmt::Display for Shown<'_> {
                 .try_for_each(|c| std::fmt::Write::write_char(f, c.to_ascii_uppercase())),
             Dialect::Ltsp19 => f.write_str(self.0),
         }
-    }
-}
-
-/// FNV-1a: the known-name map hashes short trusted keys, where SipHash's DoS resistance buys
-/// nothing and costs most of the lookup.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
     }
 }
 

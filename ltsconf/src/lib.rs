@@ -62,6 +62,7 @@ pub mod known;
 mod lts5;
 mod ltsp19;
 mod model;
+mod names;
 pub mod render;
 mod resolve;
 mod shell;

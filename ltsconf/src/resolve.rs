@@ -2,6 +2,7 @@
 //! dialect, and where each came from.
 
 use crate::model::{Dialect, Document, Entry, EntryKind};
+use crate::names::{Fold, Key, NameMap};
 use crate::{glob, known, ltsp19, version};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -190,14 +191,14 @@ pub fn resolve<'d, 'a>(doc: &'d Document<'a>, client: &Client<'_>) -> Resolution
 }
 
 /// Resolves clients against one document, with the sections indexed by name so that each
-/// resolve costs a few binary searches plus a walk over the glob sections, not a scan of a
+/// resolve costs a few hash lookups plus a walk over the glob sections, not a scan of a
 /// 10,000-section file.
 #[derive(Debug, Clone)]
 pub struct Resolver<'d, 'a> {
     doc: &'d Document<'a>,
-    /// Sections matched by equality, sorted by name (lts5: ASCII case-insensitively, every
-    /// section; ltsp19: patterns without `*`, `?` or `|`), file order among equals.
-    exact: Vec<usize>,
+    /// The first section of each name matched by equality (lts5: every section, ASCII
+    /// case-insensitively; ltsp19: patterns without `*`, `?` or `|`, exactly).
+    exact: NameMap<'d>,
     /// Sections whose name is a pattern, in file order.
     globs: Vec<usize>,
     /// ltsp19: for each section, the one whose body the shell runs (the last definition of
@@ -205,65 +206,48 @@ pub struct Resolver<'d, 'a> {
     function: Vec<usize>,
 }
 
-fn lower(s: &str) -> impl Iterator<Item = u8> + '_ {
-    s.bytes().map(|c| c.to_ascii_lowercase())
-}
-
-/// ini2sh's function-name byte: `[a-z0-9]` kept, everything else `_`.
-fn fn_byte(c: u8) -> u8 {
-    if c.is_ascii_lowercase() || c.is_ascii_digit() {
-        c
-    } else {
-        b'_'
-    }
-}
-
 impl<'d, 'a> Resolver<'d, 'a> {
-    /// Indexes `doc` (O(n log n) in its sections).
+    /// Indexes `doc` (one pass over its sections).
     pub fn new(doc: &'d Document<'a>) -> Resolver<'d, 'a> {
-        let n = doc.sections.len();
         let s = &doc.sections;
-        let (mut exact, globs): (Vec<usize>, Vec<usize>) = match doc.dialect {
-            Dialect::Lts5 => (
-                (0..n).collect(),
-                (0..n)
-                    .filter(|&i| {
-                        s[i].name
-                            .text
-                            .bytes()
-                            .any(|c| matches!(c, b'*' | b'?' | b'\\'))
-                    })
-                    .collect(),
-            ),
-            Dialect::Ltsp19 => {
-                let named = (0..n).filter(|&i| !s[i].unnamed && !s[i].pattern.is_empty());
-                named.partition(|&i| {
-                    !s[i]
-                        .pattern
-                        .bytes()
-                        .any(|c| matches!(c, b'*' | b'?' | b'|'))
-                })
-            }
-        };
+        let mut exact = NameMap::default();
+        let mut globs = Vec::new();
+        let mut function: Vec<usize> = (0..s.len()).collect();
         match doc.dialect {
-            Dialect::Lts5 => exact.sort_unstable_by(|&a, &b| {
-                lower(s[a].name.text)
-                    .cmp(lower(s[b].name.text))
-                    .then(a.cmp(&b))
-            }),
-            Dialect::Ltsp19 => {
-                exact.sort_unstable_by(|&a, &b| s[a].pattern.cmp(&s[b].pattern).then(a.cmp(&b)))
+            Dialect::Lts5 => {
+                for (i, sec) in s.iter().enumerate() {
+                    exact.entry(Key(sec.name.text, Fold::Ascii)).or_insert(i);
+                    if sec
+                        .name
+                        .text
+                        .bytes()
+                        .any(|c| matches!(c, b'*' | b'?' | b'\\'))
+                    {
+                        globs.push(i);
+                    }
+                }
             }
-        }
-        let mut function: Vec<usize> = (0..n).collect();
-        if doc.dialect == Dialect::Ltsp19 {
-            let key = |i: usize| s[i].pattern.bytes().map(fn_byte);
-            let mut by_fn: Vec<usize> = (0..n).filter(|&i| !s[i].unnamed).collect();
-            by_fn.sort_unstable_by(|&a, &b| key(a).cmp(key(b)).then(a.cmp(&b)));
-            for group in by_fn.chunk_by(|&a, &b| key(a).eq(key(b))) {
-                if let Some(&last) = group.last() {
-                    for &i in group {
-                        function[i] = last;
+            Dialect::Ltsp19 => {
+                let mut last = NameMap::default();
+                for (i, sec) in s.iter().enumerate() {
+                    if sec.unnamed {
+                        continue;
+                    }
+                    last.insert(Key(&sec.pattern, Fold::Function), i);
+                    if sec.pattern.is_empty() {
+                        continue;
+                    }
+                    if sec.pattern.bytes().any(|c| matches!(c, b'*' | b'?' | b'|')) {
+                        globs.push(i);
+                    } else {
+                        exact.entry(Key(&sec.pattern, Fold::Exact)).or_insert(i);
+                    }
+                }
+                for (i, sec) in s.iter().enumerate() {
+                    if let Some(&l) = last.get(&Key(&sec.pattern, Fold::Function))
+                        && !sec.unnamed
+                    {
+                        function[i] = l;
                     }
                 }
             }
@@ -278,25 +262,11 @@ impl<'d, 'a> Resolver<'d, 'a> {
 
     /// The first section (in file order) named `name`, by the dialect's equality.
     fn by_name(&self, name: &str) -> Option<usize> {
-        let s = &self.doc.sections;
-        match self.doc.dialect {
-            Dialect::Lts5 => {
-                let at = self
-                    .exact
-                    .partition_point(|&i| lower(s[i].name.text).lt(lower(name)));
-                self.exact
-                    .get(at)
-                    .copied()
-                    .filter(|&i| s[i].name.text.eq_ignore_ascii_case(name))
-            }
-            Dialect::Ltsp19 => {
-                let at = self.exact.partition_point(|&i| &*s[i].pattern < name);
-                self.exact
-                    .get(at)
-                    .copied()
-                    .filter(|&i| s[i].pattern == name)
-            }
-        }
+        let fold = match self.doc.dialect {
+            Dialect::Lts5 => Fold::Ascii,
+            Dialect::Ltsp19 => Fold::Exact,
+        };
+        self.exact.get(&Key(name, fold)).copied()
     }
 
     /// The variables the document gives `client`.
@@ -459,19 +429,6 @@ impl Run<'_, '_, '_> {
             }
         }
     }
-}
-
-/// ini2sh names a section's function `section_` + its pattern with every byte outside
-/// `[a-z0-9]` turned into `_`: `[a.b]` and `[a-b]` are the same function.
-pub(crate) fn same_function(a: &str, b: &str) -> bool {
-    let f = |c: u8| {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            c
-        } else {
-            b'_'
-        }
-    };
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| f(x) == f(y))
 }
 
 /// Effective variables from the trace: the first setting of each name wins; positions follow
