@@ -246,6 +246,10 @@ struct Step {
     rate: f64,
     drop_ratio: f64,
     latency_ms: f64,
+    /// ACKs received (completed DORAs) in this step.
+    acks: f64,
+    /// Server CPU time per completed DORA over the whole round, microseconds.
+    cpu_us: f64,
 }
 
 fn perfdhcp(rate: u32, secs: u32) -> Option<Step> {
@@ -286,6 +290,8 @@ fn perfdhcp(rate: u32, secs: u32) -> Option<Step> {
         rate: rate_line[0],
         drop_ratio: if total > 0.0 { 1.0 - got / total } else { 1.0 },
         latency_ms: avg.iter().take(2).sum(),
+        acks: recv[1],
+        cpu_us: 0.0,
     })
 }
 
@@ -300,10 +306,12 @@ fn round(peer: Peer, o: &Opts, round: usize) -> Step {
     std::fs::create_dir_all(&dir).unwrap();
     let child = peer.start(o, &dir);
     let mut best = Step::default();
+    let mut acks = 0.0;
     for &rate in LADDER {
         let Some(step) = perfdhcp(rate, o.secs) else {
             break;
         };
+        acks += step.acks;
         eprintln!(
             "  {} round {round}: offered {rate:>6}/s achieved {:>9.1}/s drops {:>6.3} % latency {:.2} ms",
             peer.name(),
@@ -317,9 +325,26 @@ fn round(peer: Peer, o: &Opts, round: usize) -> Step {
         }
         best = step;
     }
+    // `ip netns exec` execs the server, so the child's pid is the server's.
+    best.cpu_us = cpu_seconds(child.id()) * 1e6 / acks.max(1.0);
     stop(child);
     let _ = std::fs::remove_dir_all(&dir);
     best
+}
+
+/// User + system CPU of a process (all its threads), from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // Clock ticks; Linux reports USER_HZ = 100 to user space.
+    f.iter().sum::<f64>() / 100.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -363,7 +388,8 @@ fn main() {
         let rate = median(rounds.iter().map(|s| s.rate).collect());
         let lat = median(rounds.iter().map(|s| s.latency_ms).collect());
         let offered = median(rounds.iter().map(|s| f64::from(s.offered)).collect());
-        results.push((peer, rate, lat, offered));
+        let cpu = median(rounds.iter().map(|s| s.cpu_us).collect());
+        results.push((peer, rate, lat, offered, cpu));
     }
     println!(
         "\nDORA/s with < 0.1 % drops (perfdhcp relayed, {} s steps, median of {} rounds)",
@@ -376,19 +402,29 @@ fn main() {
     let ours = results
         .iter()
         .find(|r| matches!(r.0, Peer::Ours))
-        .map(|r| r.1);
-    for (peer, rate, lat, offered) in &results {
+        .map(|r| (r.1, r.4));
+    for (peer, rate, lat, offered, cpu) in &results {
         let ratio = match ours {
-            Some(o) if *rate > 0.0 => format!("{:.2}x", o / rate),
+            Some((o, _)) if *rate > 0.0 => format!("{:.2}x", o / rate),
+            _ => "-".into(),
+        };
+        // Their CPU per DORA over ours: > 1 means we need less.
+        let cpu_ratio = match ours {
+            Some((_, oc)) if oc > 0.0 => format!("{:.2}x", cpu / oc),
             _ => "-".into(),
         };
         println!(
-            "{:<15} {:>12.0} {:>10.0} {:>11.2} ms {:>12}",
+            "{:<15} {:>10.0} {:>9.0} {:>11.2} ms {:>12} {:>14.1} {:>12}",
             peer.name(),
             offered,
             rate,
             lat,
-            ratio
+            ratio,
+            cpu,
+            cpu_ratio
         );
     }
+    println!(
+        "rate ratio = ours / theirs (DORA/s); CPU ratio = theirs / ours (server CPU per completed DORA over the whole ladder)"
+    );
 }
