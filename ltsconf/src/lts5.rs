@@ -97,6 +97,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token, or a stray byte, or `None` at the end.
+    #[inline(always)]
     fn next(&mut self) -> Option<Result<Token<'a>, Stray>> {
         let b = self.src.as_bytes();
         loop {
@@ -305,6 +306,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The next real token; stray bytes become diagnostics on the way.
+    #[inline(always)]
     fn lex(&mut self) -> Option<Token<'a>> {
         loop {
             match self.lx.next()? {
