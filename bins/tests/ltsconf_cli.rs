@@ -308,3 +308,41 @@ fn explain_names_every_place() {
     let o = ltsconf(&["explain", "NOPE", &fixture("farm.lts.conf")]);
     assert!(text(&o.stdout).contains("NOPE is not set for this client"));
 }
+
+#[test]
+fn include_is_followed_like_getltscfg() {
+    let main = fixture("include-main.lts.conf");
+    let o = ltsconf(&["check", &main]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains(&format!(
+            "{main}:4:1: warning: include `missing.lts.conf`: cannot read"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}:4:1: warning: section [Default] again",
+            fixture("include-extra.lts.conf")
+        )),
+        "{out}"
+    );
+    assert!(out.contains("1 file included"), "{out}");
+    let o = ltsconf(&["resolve", "--hostname", "pc01", &main]);
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"A": "main", "X": "from-extra", "B": "main"})
+    );
+    let o = ltsconf(&["explain", "--hostname", "pc01", "x", &main]);
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "set by    {}:3:1 in [extra]",
+            fixture("include-extra.lts.conf")
+        )),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -388,7 +388,7 @@ impl<'a> Parser<'a> {
                     self.doc.diagnostics.push(Diagnostic::warning(
                         Kind::UnknownConstruct,
                         t.span,
-                        "`include` is not followed by ltsconf: getltscfg appends the file's text to this one (mid-file once this file passes 8 KiB, corrupting it) and crashes if it is missing; the next line must be a [section]",
+                        "`include`: getltscfg appends the named file's text after this file (into its middle once this file passes 8 KiB) and crashes when it is missing; what follows this line must be a [section]",
                     ));
                 }
                 Tok::Lb => {

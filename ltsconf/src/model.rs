@@ -182,7 +182,8 @@ pub struct Document<'a> {
     /// The sections in file order (ltsp19: an unnamed one first when lines precede the first
     /// header).
     pub sections: Vec<Section<'a>>,
-    /// lts5 `include` lines (not followed: see [`crate::Kind::UnknownConstruct`]).
+    /// lts5 `include` paths, in file order. The crate opens no files: a caller appends the
+    /// included texts after this one, as getltscfg does (the `ltsconf` tool does so).
     pub includes: Vec<Text<'a>>,
     /// Every problem found, in file order.
     pub diagnostics: Vec<Diagnostic>,

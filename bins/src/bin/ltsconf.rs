@@ -4,8 +4,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netboot_bins::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use netboot_ltsconf::{
-    Client, Diagnostic, Dialect, Document, Id, Reason, Resolution, Severity, normalize_mac, parse,
-    render, resolve,
+    Client, Diagnostic, Dialect, Document, Id, Reason, Resolution, Severity, Span, normalize_mac,
+    parse, render, resolve,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -184,6 +184,144 @@ fn dialect_for(arg: Option<DialectName>, path: &Path, text: &str) -> Dialect {
     }
 }
 
+/// getltscfg reads at most this many files, the main one included (MAX_FILE_INCLUDES).
+const MAX_FILES: usize = 10;
+
+/// A file as LTSP reads it: for lts5, the files it `include`s are appended after it, as
+/// getltscfg does (for a main file under 8 KiB), so that `check`, `resolve` and `explain` see
+/// them; diagnostics are mapped back to the file and line they come from.
+struct Input {
+    dialect: Dialect,
+    /// The main file's text followed by the included files' texts.
+    text: String,
+    /// Which bytes of `text` come from which file, in order.
+    parts: Vec<Part>,
+    /// Problems found while following includes, rendered.
+    notes: Vec<String>,
+}
+
+struct Part {
+    shown: String,
+    start: usize,
+    end: usize,
+    dir: PathBuf,
+    id: PathBuf,
+}
+
+impl Input {
+    fn open(arg: Option<DialectName>, path: &Path) -> Result<Input> {
+        let text = read(path)?;
+        let dialect = dialect_for(arg, path, &text);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut input = Input {
+            dialect,
+            parts: vec![Part {
+                shown: path.display().to_string(),
+                start: 0,
+                end: text.len(),
+                dir,
+                id: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            }],
+            text,
+            notes: Vec::new(),
+        };
+        if dialect == Dialect::Lts5 {
+            input.follow_includes();
+        }
+        Ok(input)
+    }
+
+    /// Appends every readable `include`d file (breadth first, each once, at most
+    /// [`MAX_FILES`] in all); relative paths are read next to the including file.
+    fn follow_includes(&mut self) {
+        let mut k = 0;
+        while k < self.parts.len() {
+            let part_text = self.text[self.parts[k].start..self.parts[k].end].to_string();
+            let doc = parse(&part_text, Dialect::Lts5);
+            for inc in &doc.includes {
+                let at = format!(
+                    "{}:{}:{}",
+                    self.parts[k].shown, inc.span.line, inc.span.column
+                );
+                let p = Path::new(inc.text);
+                let full = if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    self.parts[k].dir.join(p)
+                };
+                let id = std::fs::canonicalize(&full).unwrap_or_else(|_| full.clone());
+                if self.parts.iter().any(|q| q.id == id) {
+                    self.notes.push(format!(
+                        "{at}: warning: `{}` is already included; getltscfg skips it too",
+                        inc.text
+                    ));
+                    continue;
+                }
+                if self.parts.len() >= MAX_FILES {
+                    self.notes.push(format!(
+                        "{at}: warning: `{}` not read: getltscfg reads at most {MAX_FILES} files",
+                        inc.text
+                    ));
+                    continue;
+                }
+                match std::fs::read(&full) {
+                    Err(e) => self.notes.push(format!(
+                        "{at}: warning: include `{}`: cannot read {}: {e}; getltscfg crashes on a client where it is missing",
+                        inc.text,
+                        full.display()
+                    )),
+                    Ok(bytes) => {
+                        if !self.text.ends_with('\n') {
+                            self.text.push('\n');
+                        }
+                        let start = self.text.len();
+                        self.text.push_str(&String::from_utf8_lossy(&bytes));
+                        self.parts.push(Part {
+                            shown: full.display().to_string(),
+                            start,
+                            end: self.text.len(),
+                            dir: full.parent().map(Path::to_path_buf).unwrap_or_default(),
+                            id,
+                        });
+                    }
+                }
+            }
+            k += 1;
+        }
+        if self.parts.len() > 1 && self.parts[0].end > 8192 {
+            self.notes.push(format!(
+                "{}: warning: over 8 KiB: getltscfg splices included files into the middle of this one (where its read buffer ends), not at the end as ltsconf reads them; keep files that include others small",
+                self.parts[0].shown
+            ));
+        }
+    }
+
+    /// The file a span is in, that file's text, and the span relative to it.
+    fn locate(&self, span: Span) -> (&str, &str, Span) {
+        let part = self
+            .parts
+            .iter()
+            .rev()
+            .find(|p| p.start <= span.start)
+            .unwrap_or(&self.parts[0]);
+        let local = &self.text[part.start..part.end];
+        let start = (span.start - part.start).min(local.len());
+        let len = span.len().min(local.len() - start);
+        (&part.shown, local, Span::at(local, start, len))
+    }
+
+    fn render(&self, d: &Diagnostic) -> String {
+        let (shown, local, span) = self.locate(d.span);
+        Diagnostic { span, ..d.clone() }.render(shown, local)
+    }
+
+    /// `FILE:LINE:COL` of a span.
+    fn position(&self, span: Span) -> String {
+        let (shown, _, s) = self.locate(span);
+        format!("{shown}:{}:{}", s.line, s.column)
+    }
+}
+
 fn count(diags: &[Diagnostic], severity: Severity) -> usize {
     diags.iter().filter(|d| d.severity == severity).count()
 }
@@ -195,19 +333,26 @@ fn plural(n: usize, what: &str) -> String {
 fn check(dialect: Option<DialectName>, files: &[PathBuf]) -> Result<u8> {
     let mut code = EXIT_OK;
     for path in files {
-        let text = read(path)?;
-        let doc = parse(&text, dialect_for(dialect, path, &text));
-        let shown = path.display().to_string();
+        let input = Input::open(dialect, path)?;
+        let doc = parse(&input.text, input.dialect);
+        for note in &input.notes {
+            println!("{note}");
+        }
         for d in &doc.diagnostics {
-            print!("{}", d.render(&shown, &text));
+            print!("{}", input.render(d));
         }
         let (errors, warnings) = (
             count(&doc.diagnostics, Severity::Error),
-            count(&doc.diagnostics, Severity::Warning),
+            count(&doc.diagnostics, Severity::Warning) + input.notes.len(),
         );
         let keys: usize = doc.sections.iter().map(|s| s.entries.len()).sum();
+        let included = match input.parts.len() - 1 {
+            0 => String::new(),
+            n => format!(", {} included", plural(n, "file")),
+        };
         println!(
-            "{shown}: {} ({}, {}, {}, {})",
+            "{}: {} ({}, {}, {}{included}, {})",
+            input.parts[0].shown,
             if errors == 0 { "ok" } else { "FAILED" },
             doc.dialect.name(),
             plural(doc.sections.len(), "section"),
@@ -232,25 +377,23 @@ fn client_ids(args: &ClientArgs) -> Result<(Option<String>, Option<&str>, Option
     Ok((mac, args.ip.as_deref(), args.hostname.as_deref()))
 }
 
-/// Parses `path` and returns the document to resolve, or `None` (after printing the errors)
-/// when it has errors and `lenient` is off.
-fn load<'t>(
-    dialect: Option<DialectName>,
-    path: &Path,
-    text: &'t str,
-    lenient: bool,
-) -> Option<Document<'t>> {
-    let doc = parse(text, dialect_for(dialect, path, text));
+/// Parses `input` and returns the document to resolve, or `None` (after printing the
+/// errors) when it has errors and `lenient` is off.
+fn load<'t>(input: &'t Input, lenient: bool) -> Option<Document<'t>> {
+    for note in &input.notes {
+        eprintln!("{note}");
+    }
+    let doc = parse(&input.text, input.dialect);
     if !doc.has_errors() {
         return Some(doc);
     }
-    let shown = path.display().to_string();
+    let shown = &input.parts[0].shown;
     for d in doc
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
     {
-        eprint!("{}", d.render(&shown, text));
+        eprint!("{}", input.render(d));
     }
     if lenient {
         eprintln!(
@@ -280,8 +423,8 @@ fn resolve_cmd(
         ip,
         hostname,
     };
-    let text = read(path)?;
-    let Some(doc) = load(dialect, path, &text, lenient) else {
+    let input = Input::open(dialect, path)?;
+    let Some(doc) = load(&input, lenient) else {
         return Ok(EXIT_INVALID);
     };
     let r = resolve(&doc, &client);
@@ -373,9 +516,9 @@ fn explain(
     };
     let mut code = EXIT_OK;
     for path in files {
-        let text = read(path)?;
-        let shown = path.display().to_string();
-        let Some(doc) = load(dialect, path, &text, lenient) else {
+        let input = Input::open(dialect, path)?;
+        let shown = &input.parts[0].shown;
+        let Some(doc) = load(&input, lenient) else {
             code = EXIT_INVALID;
             continue;
         };
@@ -391,9 +534,9 @@ fn explain(
         for i in order {
             let link = r.chain[i];
             println!(
-                "  {:<24} line {:<5} {}",
+                "  {:<24} {:<28} {}",
                 section_label(&doc, link.section),
-                doc.sections[link.section].header.line,
+                input.position(doc.sections[link.section].header),
                 reason(&doc, link.reason)
             );
         }
@@ -407,10 +550,9 @@ fn explain(
             let e = r.entry(*s);
             let link = r.link(*s);
             println!(
-                "  {} {shown}:{}:{} in {} ({}): {} = {}",
+                "  {} {} in {} ({}): {} = {}",
                 if n == 0 { "set by   " } else { "overrides" },
-                e.key.span.line,
-                e.key.span.column,
+                input.position(e.key.span),
                 section_label(&doc, link.section),
                 reason(&doc, link.reason),
                 e.key.text,
