@@ -49,7 +49,8 @@ pub enum Reason {
     /// ltsp19: it matched one of the fixed names LTSP calls for every client, `clients` or
     /// `common`.
     Special(&'static str),
-    /// ltsp19: its `case` pattern was the first in the file to match the identity.
+    /// ltsp19: its `case` pattern was the first in the file to match the identity (for the
+    /// host name: HOSTNAME as the MAC and IP sections left it, else the client's).
     Pattern(Id),
     /// ltsp19: an `INCLUDE=` in section `from` ran it.
     Include {
@@ -365,8 +366,19 @@ impl<'d, 'a> Resolver<'d, 'a> {
         if let Some(ip) = client.ip {
             run.call(ip, Reason::Pattern(Id::Ip));
         }
-        if let Some(h) = client.hostname {
-            run.call(h, Reason::Pattern(Id::Hostname));
+        // `section_call "$HOSTNAME"` runs after the MAC and IP sections, which may set
+        // HOSTNAME (`[3c:07:71:a2:02:e3]` `HOSTNAME=pc01`, then `[pc01]` applies).
+        let set = run.order.iter().rev().map(|&st| {
+            let l = run.chain[st.link];
+            &self.doc.sections[l.section].entries[st.entry]
+        });
+        let assigned = set
+            .filter(|e| e.key.text == "HOSTNAME" && e.value.is_literal())
+            .map(|e| e.value.text())
+            .next();
+        if let Some(h) = assigned.as_deref().or(client.hostname) {
+            let h = h.to_string();
+            run.call(&h, Reason::Pattern(Id::Hostname));
         }
         run.order.reverse();
         (run.chain, run.order)

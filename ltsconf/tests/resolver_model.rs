@@ -52,7 +52,12 @@ fn lts5_model(text: &str, c: &Client<'_>) -> Vec<usize> {
 fn ltsp19_model(text: &str, c: &Client<'_>) -> Vec<usize> {
     let doc = parse(text, Dialect::Ltsp19);
     let s = &doc.sections;
-    fn run(doc: &netboot_ltsconf::Document<'_>, name: &str, ran: &mut Vec<usize>) {
+    fn run(
+        doc: &netboot_ltsconf::Document<'_>,
+        name: &str,
+        ran: &mut Vec<usize>,
+        host: &mut Option<String>,
+    ) {
         let s = &doc.sections;
         let Some(i) = s.iter().position(|x| {
             !x.unnamed && !x.pattern.is_empty() && netboot_ltsconf::case_match(&x.pattern, name)
@@ -81,24 +86,32 @@ fn ltsp19_model(text: &str, c: &Client<'_>) -> Vec<usize> {
         ran.push(last);
         for e in &s[last].entries {
             if e.kind == EntryKind::Include {
-                run(doc, &e.value.raw.to_ascii_lowercase(), ran);
+                run(doc, &e.value.raw.to_ascii_lowercase(), ran, host);
+            } else if e.key.text == "HOSTNAME" {
+                *host = Some(e.value.raw.to_string());
             }
         }
     }
     let mut ran = Vec::new();
+    let mut host = None;
     if let Some(u) = s.iter().position(|x| x.unnamed) {
         ran.push(u);
         for e in &s[u].entries {
             if e.kind == EntryKind::Include {
-                run(&doc, &e.value.raw.to_ascii_lowercase(), &mut ran);
+                run(&doc, &e.value.raw.to_ascii_lowercase(), &mut ran, &mut host);
+            } else if e.key.text == "HOSTNAME" {
+                host = Some(e.value.raw.to_string());
             }
         }
     }
     for name in ["clients", "common"]
         .into_iter()
-        .chain([c.mac, c.ip, c.hostname].into_iter().flatten())
+        .chain([c.mac, c.ip].into_iter().flatten())
     {
-        run(&doc, name, &mut ran);
+        run(&doc, name, &mut ran, &mut host);
+    }
+    if let Some(h) = host.or(c.hostname.map(str::to_string)) {
+        run(&doc, &h, &mut ran, &mut None);
     }
     ran
 }
@@ -169,6 +182,9 @@ fn ltsp19_file() -> impl Strategy<Value = String> {
         }
         for (name, incs) in secs {
             t.push_str(&format!("[{name}]\nA={}\n", name.replace('|', "_")));
+            if name.starts_with("aa:") || name.starts_with("10.") {
+                t.push_str("HOSTNAME=grp\n");
+            }
             for i in incs {
                 t.push_str(&format!("INCLUDE={i}\n"));
             }

@@ -547,3 +547,39 @@ fn caret_excerpt() {
         [" 2 | A = x=y", "   |      ^"]
     );
 }
+
+#[test]
+fn ltsp19_hostname_set_by_a_mac_section_selects_the_hostname_section() {
+    let doc = ltsp19(
+        "[3c:07:71:a2:02:e3]\nHOSTNAME=pc01\n[pc01]\nINCLUDE=nvidia\n[nvidia]\nX_DRIVER=nvidia\n",
+    );
+    let r = resolve(
+        &doc,
+        &Client {
+            mac: Some("3c:07:71:a2:02:e3"),
+            hostname: Some("ltsp123"),
+            ..Client::default()
+        },
+    );
+    assert_eq!(
+        r.get("X_DRIVER").map(|v| v.value.to_string()).as_deref(),
+        Some("nvidia")
+    );
+    // Without the MAC section, the client's own name is used.
+    let other = resolve(
+        &doc,
+        &Client {
+            hostname: Some("pc01"),
+            ..Client::default()
+        },
+    );
+    assert!(other.get("X_DRIVER").is_some());
+    let none = resolve(
+        &doc,
+        &Client {
+            hostname: Some("pc02"),
+            ..Client::default()
+        },
+    );
+    assert!(none.get("X_DRIVER").is_none());
+}
