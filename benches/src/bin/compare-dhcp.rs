@@ -396,8 +396,8 @@ fn main() {
         o.secs, o.runs
     );
     println!(
-        "{:<15} {:>12} {:>10} {:>14} {:>12}",
-        "server", "offered/s", "DORA/s", "DO+RA latency", "ours/theirs"
+        "{:<15} {:>10} {:>9} {:>14} {:>12} {:>14} {:>12}",
+        "server", "offered/s", "DORA/s", "DO+RA latency", "rate ratio", "CPU us/DORA", "CPU ratio"
     );
     let ours = results
         .iter()
