@@ -607,29 +607,32 @@ impl Options {
 
     /// Writes an OACK datagram with these options, returning its length.
     pub fn emit_oack(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.emit_list(buf, Opcode::Oack.code())
+        let out = buf
+            .get_mut(..self.oack_len())
+            .ok_or(Error::BufferTooSmall)?;
+        out[..2].copy_from_slice(&Opcode::Oack.code().to_be_bytes());
+        Ok(2 + self.emit_pairs(&mut out[2..]))
     }
 
-    /// Writes the option list as a request would carry it (for clients and tests).
+    /// Writes the bare option list, as it follows the mode in a request (for clients and
+    /// tests); needs `oack_len() - 2` bytes.
     pub fn emit_request_options(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let n = self.emit_list(buf, 0)?;
-        // Shift left over the placeholder opcode.
-        buf.copy_within(2..n, 0);
-        Ok(n - 2)
+        let out = buf
+            .get_mut(..self.oack_len() - 2)
+            .ok_or(Error::BufferTooSmall)?;
+        Ok(self.emit_pairs(out))
     }
 
-    fn emit_list(&self, buf: &mut [u8], opcode: u16) -> Result<usize, Error> {
-        let len = self.oack_len();
-        let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall)?;
-        out[..2].copy_from_slice(&opcode.to_be_bytes());
-        let mut w = Writer { buf: out, pos: 2 };
+    /// Writes `name\0value\0` pairs into `out`, which is exactly large enough.
+    fn emit_pairs(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer { buf: out, pos: 0 };
         for (name, value) in self.pairs() {
             w.put(name);
             w.put(&[0]);
             w.put(Digits::new(value).as_bytes());
             w.put(&[0]);
         }
-        Ok(len)
+        w.pos
     }
 }
 

@@ -10,6 +10,7 @@
 //! ```sh
 //! cargo build --release -p netboot-bins --bin netboot-tftpd
 //! sudo target/release/compare-tftp [--runs 5] [--size-mib 64] [--parallel 50] [--parallel-mib 4]
+//!                                  [--only ROW-SUBSTRING] [--ours-arg ARG]...
 //! ```
 //! Needs root (namespaces) and the peers from `scripts/install-tools.sh`.
 
@@ -23,6 +24,7 @@ struct Opts {
     parallel: usize,
     parallel_mib: u64,
     ours: PathBuf,
+    ours_args: Vec<String>,
     only: Option<String>,
 }
 
@@ -36,6 +38,7 @@ fn parse_args() -> Opts {
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("netboot-tftpd")))
             .unwrap_or_else(|| PathBuf::from("netboot-tftpd")),
+        ours_args: Vec::new(),
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -53,6 +56,7 @@ fn parse_args() -> Opts {
             }
             "--ours" => o.ours = PathBuf::from(val()),
             "--only" => o.only = Some(val()),
+            "--ours-arg" => o.ours_args.push(val()),
             _ => die(&format!("unknown argument {a}")),
         }
     }
@@ -293,6 +297,7 @@ fn main() {
                 "--max-sessions-per-client",
                 "128",
             ]));
+            x.extend(o.ours_args.iter().cloned());
             x
         }),
         start(

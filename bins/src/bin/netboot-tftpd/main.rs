@@ -1,7 +1,8 @@
 //! `netboot-tftpd`: a read-mostly TFTP server for network boot, built on `netboot-tftp`.
 //!
-//! One single-threaded event loop (tokio current-thread): listening sockets hand each
-//! request to a session task with its own port; no thread or process per transfer. Hard
+//! One event loop (tokio; single-threaded unless `--threads` says otherwise): listening
+//! sockets hand each request to a session task with its own port; no thread or process per
+//! transfer. Hard
 //! caps bound sessions in total and per client address, the window in bytes and the time
 //! per transfer, so a flood of requests costs bounded memory. Files are confined to
 //! `--root` by `openat2(RESOLVE_BENEATH)`; uploads only with `--allow-write`.
@@ -79,6 +80,10 @@ struct Args {
     /// Longest request accepted in bytes (RFC 2347 says 512).
     #[arg(long, default_value_t = wire::MAX_REQUEST_LEN)]
     max_request_len: usize,
+    /// Event-loop threads (fixed, never one per transfer): 1 runs everything on a single
+    /// thread; more spread sessions over that many threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -131,10 +136,17 @@ impl Drop for SessionGuard {
 fn main() -> ExitCode {
     netboot_bins::init_logging();
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads.into())
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netboot-tftpd: {e}");

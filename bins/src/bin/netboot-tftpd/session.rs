@@ -6,6 +6,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use netboot_tftp::wire::{self, ErrorCode, Repr, Request};
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::time::Sleep;
 
 use crate::fs::{self, Refusal};
 use crate::{Ctx, SessionGuard};
@@ -103,9 +105,9 @@ async fn serve_read(
     let mut lens = Vec::with_capacity(BATCH);
     let mut rbuf = [0u8; 1024];
     let mut src = fs::ReadAhead::new(&file);
-    // One timer per session, re-armed each round (cheaper than a new one per packet).
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
+    let mut armed = None;
     loop {
         let now = Instant::now();
         loop {
@@ -128,7 +130,7 @@ async fn serve_read(
         let Some(deadline) = tx.poll_timeout() else {
             break;
         };
-        timer.as_mut().reset(deadline.into());
+        arm(timer.as_mut(), &mut armed, deadline);
         tokio::select! {
             biased;
             r = sock.recv_from(&mut rbuf) => match r {
@@ -172,6 +174,7 @@ async fn serve_write(
     let mut committed = false;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
+    let mut armed = None;
     loop {
         // The file is renamed into place before the final ACK leaves: a client that saw
         // its upload acknowledged finds it there.
@@ -192,7 +195,7 @@ async fn serve_write(
         let Some(deadline) = rx.poll_timeout() else {
             break;
         };
-        timer.as_mut().reset(deadline.into());
+        arm(timer.as_mut(), &mut armed, deadline);
         tokio::select! {
             biased;
             r = sock.recv_from(&mut rbuf) => match r {
@@ -210,6 +213,16 @@ async fn serve_write(
         windowsize: neg.windowsize,
         oack: neg.oack,
     })
+}
+
+/// Re-arms the session's one timer only when the engine wants to wake earlier than it is
+/// set, or it has fired. Waking early is harmless (the engine checks the time itself), and
+/// not re-arming on every packet keeps timer-wheel work off the lockstep hot path.
+fn arm(timer: Pin<&mut Sleep>, armed: &mut Option<Instant>, deadline: Instant) {
+    if armed.is_none_or(|at| deadline < at || timer.is_elapsed()) {
+        timer.reset(deadline.into());
+        *armed = Some(deadline);
+    }
 }
 
 /// RFC 1350 §4: a datagram from a port that is not the peer's gets ERROR 5 and the
