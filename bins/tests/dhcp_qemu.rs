@@ -1,0 +1,168 @@
+//! Real firmware against netboot-dhcpd: QEMU boots from the network inside a namespace and we
+//! check which file it then asks TFTP for. OVMF's own EDK2 PXE (arch 7) must ask for core.efi
+//! — which also proves the offer did not send it looking for a proxy on port 4011 (the
+//! option 60 / 43 trap) —, and the SeaBIOS iPXE ROM must be recognised as iPXE and ask for
+//! the iPXE script instead of the BIOS loader (no chainload loop).
+//!
+//! No TFTP server is needed: a UDP socket on port 69 records the first read request.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use netboot_testkit::{NetPair, Proto, require_tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netboot-dhcpd");
+const TAP: &str = "nbtap0";
+const SERVER: &str = "198.19.254.1";
+
+struct Scratch(PathBuf);
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Boots `firmware` ("uefi" or "bios") and returns the first TFTP RRQ file name and the
+/// server's log.
+fn boot(firmware: &str) -> (String, String) {
+    let qemu = require_tool("qemu-system-x86_64");
+    let python = PathBuf::from("/usr/bin/python3");
+    assert!(
+        python.exists(),
+        "/usr/bin/python3 missing: {}",
+        netboot_testkit::INSTALL_HINT
+    );
+    let net = NetPair::new(&format!("q{firmware}"));
+    let dir = Scratch(std::env::temp_dir().join(format!(
+        "netboot-dhcp-qemu-{firmware}-{}",
+        std::process::id()
+    )));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let ns = net.a.name().to_owned();
+    for args in [
+        vec!["-n", &ns, "tuntap", "add", "mode", "tap", TAP],
+        vec!["-n", &ns, "addr", "add", "198.19.254.1/24", "dev", TAP],
+        vec!["-n", &ns, "link", "set", TAP, "up"],
+    ] {
+        let st = std::process::Command::new(require_tool("ip"))
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    }
+    let cfg = dir.0.join("dhcpd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[server]
+interfaces = ["{TAP}"]
+lease_file = "{}"
+[boot]
+default = "boot/grub/i386-pc/core.0"
+ipxe_script = "boot.ipxe"
+[[boot.rule]]
+arch = [7, 9]
+file = "boot/grub/x86_64-efi/core.efi"
+[[subnet]]
+network = "198.19.254.0/24"
+range = ["198.19.254.100", "198.19.254.199"]
+routers = ["{SERVER}"]
+lease_time = 600
+"#,
+            dir.0.join("leases").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.0.join("server.log");
+    let _server = net.a.spawn(
+        "sh",
+        [
+            "-c",
+            &format!(
+                "NO_COLOR=1 exec {BIN} -c {} 2>{}",
+                cfg.display(),
+                log.display()
+            ),
+        ],
+    );
+    net.a
+        .wait_for_port(Proto::Udp, 67, Duration::from_secs(10))
+        .unwrap();
+    let tftp = net.a.spawn(
+        &python,
+        [
+            "-c",
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',69))\n\
+             d,a=s.recvfrom(1500)\nprint('RRQ', d[2:].split(b'\\0')[0].decode(), flush=True)",
+        ],
+    );
+    net.a
+        .wait_for_port(Proto::Udp, 69, Duration::from_secs(10))
+        .unwrap();
+    let mut args: Vec<String> = [
+        "-machine",
+        "pc,accel=tcg",
+        "-m",
+        "256",
+        "-nographic",
+        "-no-reboot",
+        "-netdev",
+        &format!("tap,id=n0,ifname={TAP},script=no,downscript=no"),
+    ]
+    .map(String::from)
+    .to_vec();
+    if firmware == "uefi" {
+        let vars = dir.0.join("vars.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+            .expect("OVMF (package ovmf) is installed");
+        args.extend([
+            "-drive".into(),
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+            "-drive".into(),
+            format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0,mac=52:54:00:d4:c0:07,bootindex=1,romfile=".into(),
+        ]);
+    } else {
+        args.extend([
+            "-device".into(),
+            "virtio-net-pci,netdev=n0,mac=52:54:00:d4:c0:00,bootindex=1".into(),
+            "-boot".into(),
+            "n".into(),
+        ]);
+    }
+    let vm = net.a.spawn(qemu, &args);
+    // TCG on a shared 2-core machine: OVMF reaches PXE in ~8 s unloaded; allow for load.
+    let (out, exited) = tftp.finish(Duration::from_secs(150));
+    drop(vm);
+    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        exited,
+        "{firmware}: no TFTP request within the bound; server log:\n{server_log}"
+    );
+    let file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RRQ "))
+        .unwrap_or_default()
+        .to_owned();
+    (file, server_log)
+}
+
+#[test]
+fn ovmf_edk2_pxe_asks_tftp_for_core_efi() {
+    let (file, log) = boot("uefi");
+    assert_eq!(file, "boot/grub/x86_64-efi/core.efi", "{log}");
+    assert!(
+        log.contains("lease bound") && log.contains("52:54:00:d4:c0:07"),
+        "{log}"
+    );
+}
+
+#[test]
+fn seabios_ipxe_rom_is_recognised_and_asks_for_the_script() {
+    let (file, log) = boot("bios");
+    assert_eq!(file, "boot.ipxe", "{log}");
+    assert!(log.contains("52:54:00:d4:c0:00"), "{log}");
+}
