@@ -337,3 +337,28 @@ fn a_thousand_idle_connections() {
     srv.still_serves();
     assert!(Path::new(&srv.sock).exists());
 }
+
+#[test]
+fn connection_limit_is_enforced_and_released() {
+    let srv = Server::start("limit", &["--max-connections", "2"]);
+    let a = srv.transmitting();
+    let _b = srv.negotiating();
+    // The third client is closed at once, without a greeting.
+    let mut c = srv.connect();
+    let mut g = [0u8; 18];
+    assert!(c.read_exact(&mut g).is_err(), "over the limit but greeted");
+    // Once a client leaves, its slot is free again.
+    drop(a);
+    let start = Instant::now();
+    loop {
+        let mut s = srv.connect();
+        if s.read_exact(&mut g).is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "slot never freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
