@@ -153,6 +153,8 @@ impl Payload {
 }
 
 const COW_BLOCK: u64 = 4096;
+/// Most extents in one BLOCK_STATUS reply (the spec asks for at most 2^20).
+const MAX_EXTENTS: usize = 1 << 16;
 
 /// One connection's view of an export.
 pub struct Storage {
@@ -346,6 +348,8 @@ impl Storage {
     pub fn extents(&self, offset: u64, len: u64, one: bool) -> Vec<(u64, u32)> {
         const ZERO: u32 = 2;
         const HOLE_ZERO: u32 = 3;
+        // Replies may describe less than asked (at least one extent); this bounds their size.
+        let cap = if one { 1 } else { MAX_EXTENTS };
         let end = offset + len;
         let mut out: Vec<(u64, u32)> = Vec::new();
         fn push(out: &mut Vec<(u64, u32)>, l: u64, f: u32) {
@@ -367,7 +371,7 @@ impl Storage {
                         if s.iter().all(|&x| x == 0) { ZERO } else { 0 },
                     );
                     pos += n;
-                    if one && out.len() > 1 {
+                    if out.len() > cap {
                         break;
                     }
                 }
@@ -387,16 +391,14 @@ impl Storage {
                         .clamp(pos + 1, end);
                     push(&mut out, hole - pos, 0);
                     pos = hole;
-                    if one {
+                    if out.len() > cap {
                         break;
                     }
                 }
             }
             _ => push(&mut out, len, 0),
         }
-        if one {
-            out.truncate(1);
-        }
+        out.truncate(cap);
         out
     }
 }
@@ -449,5 +451,28 @@ mod tests {
             [(64 << 10, 2), (64 << 10, 0), (128 << 10, 2)]
         );
         assert_eq!(s.extents(100, 1000, true), [(1000, 2)]);
+    }
+
+    #[test]
+    fn file_extents_report_holes() {
+        let path = std::env::temp_dir().join(format!("nbdd-sparse-{}", std::process::id()));
+        let f = File::create(&path).unwrap();
+        f.set_len(2 << 20).unwrap();
+        f.write_all_at(&[7; 4096], 1 << 20).unwrap();
+        drop(f);
+        let e = parse_export(&format!("s={}", path.display())).unwrap();
+        let ext = Storage::open(&e).extents(0, 2 << 20, false);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(ext.iter().map(|x| x.0).sum::<u64>(), 2 << 20, "{ext:?}");
+        // The written block is data, whatever the filesystem's allocation granularity.
+        let mut pos = 0;
+        let at_1m = ext.iter().find(|(l, _)| {
+            pos += l;
+            pos > 1 << 20
+        });
+        assert_eq!(at_1m.map(|x| x.1), Some(0), "{ext:?}");
+        assert_eq!(ext[0].1, 3, "leading hole reads as zeroes: {ext:?}");
+        let one = Storage::open(&e).extents(0, 2 << 20, true);
+        assert_eq!(one.len(), 1);
     }
 }
