@@ -55,6 +55,33 @@ impl std::fmt::Display for End {
     }
 }
 
+/// Read buffers handed back by the writer once sent, so file reads reuse memory instead of
+/// allocating and zeroing a buffer per request. Bounded: at most `POOL_BUFFERS` buffers of
+/// at most `POOL_MAX_BUF` bytes each.
+#[derive(Default, Clone)]
+struct Pool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+const POOL_BUFFERS: usize = 16;
+const POOL_MAX_BUF: usize = 512 << 10;
+
+impl Pool {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default()
+    }
+    fn give(&self, v: Vec<u8>) {
+        if v.capacity() <= POOL_MAX_BUF
+            && let Ok(mut p) = self.0.lock()
+            && p.len() < POOL_BUFFERS
+        {
+            p.push(v);
+        }
+    }
+}
+
 /// One queued message: a reply (header + payload) or engine output (empty header).
 struct Out {
     header: Header,
@@ -81,6 +108,7 @@ async fn write_all_vectored<S: AsyncWrite + Unpin>(
 async fn writer<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: mpsc::Receiver<Out>,
+    pool: Pool,
 ) -> std::io::Result<()> {
     let mut batch: Vec<Out> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -101,7 +129,11 @@ async fn writer<W: AsyncWrite + Unpin>(
         }
         write_all_vectored(&mut w, &mut iov).await?;
         w.flush().await?;
-        batch.clear();
+        for m in batch.drain(..) {
+            if let Payload::Owned(v) = m.payload {
+                pool.give(v);
+            }
+        }
     }
     w.shutdown().await
 }
@@ -114,6 +146,7 @@ struct Reader {
     written: u64,
     budget: Arc<Semaphore>,
     tx: mpsc::Sender<Out>,
+    pool: Pool,
 }
 
 impl Reader {
@@ -221,7 +254,7 @@ impl Reader {
         } else {
             None
         };
-        let (header, payload) = execute(st, &self.conn, r);
+        let (header, payload) = execute(st, &self.conn, r, &self.pool);
         match r.command {
             Command::Read => self.read += payload.as_slice().len() as u64,
             Command::Write => self.written += r.length,
@@ -247,10 +280,11 @@ where
         written: 0,
         budget: Arc::new(Semaphore::new(READ_BUDGET as usize)),
         tx,
+        pool: Pool::default(),
     };
     // The writer is its own task so that copying replies into the socket and serving the
     // next requests can use two cores.
-    let writer = tokio::spawn(writer(w, rx));
+    let writer = tokio::spawn(writer(w, rx, reader.pool.clone()));
     let end = reader.run(r, &sh).await;
     // Closing the queue lets the writer finish what is queued, then shut down.
     let (tx, _) = mpsc::channel(1);
@@ -280,14 +314,22 @@ fn io_errno(e: &std::io::Error) -> u32 {
 }
 
 /// Serves one validated request; returns the reply header and its payload.
-fn execute(st: &mut Storage, conn: &Connection, r: &Request) -> (Header, Payload) {
+fn execute(st: &mut Storage, conn: &Connection, r: &Request, pool: &Pool) -> (Header, Payload) {
     let rep = conn.replies();
     let done = |res: std::io::Result<()>| match res {
         Ok(()) => (rep.ok(r.cookie, r.offset), Payload::None),
         Err(e) => (rep.error(r.cookie, r.offset, io_errno(&e)), Payload::None),
     };
     match r.command {
-        Command::Read => match st.read(r.offset, r.length) {
+        Command::Read => match st.read(
+            r.offset,
+            r.length,
+            if st.zero_copy() {
+                Vec::new()
+            } else {
+                pool.take()
+            },
+        ) {
             Ok(p) => (rep.read(r.cookie, r.offset, r.length), p),
             Err(e) => (rep.error(r.cookie, r.offset, io_errno(&e)), Payload::None),
         },

@@ -200,8 +200,9 @@ impl Storage {
         matches!((&self.backing, &self.cow), (Backing::Ram(_), None))
     }
 
-    /// Reads `len` bytes at `offset` (the engine checked the range).
-    pub fn read(&self, offset: u64, len: u64) -> std::io::Result<Payload> {
+    /// Reads `len` bytes at `offset` (the engine checked the range). `buf` is a recycled
+    /// buffer: only its growth is zeroed, the rest is overwritten by the read.
+    pub fn read(&self, offset: u64, len: u64, mut buf: Vec<u8>) -> std::io::Result<Payload> {
         if len == 0 {
             return Ok(Payload::None);
         }
@@ -210,7 +211,7 @@ impl Storage {
                 b.slice(offset as usize..(offset + len) as usize),
             ));
         }
-        let mut buf = vec![0u8; len as usize];
+        buf.resize(len as usize, 0);
         match &self.cow {
             None => self.read_base(offset, &mut buf)?,
             Some(cow) => {
@@ -428,12 +429,15 @@ mod tests {
         let b = Storage::open(&e);
         a.write(4090, &[0xee; 10], false).unwrap();
         a.write_zeroes(10000, 5000, false, true).unwrap();
-        let got = a.read(0, base.len() as u64).unwrap();
+        let got = a.read(0, base.len() as u64, Vec::new()).unwrap();
         let mut want = base.clone();
         want[4090..4100].fill(0xee);
         want[10000..15000].fill(0);
         assert_eq!(got.as_slice(), &want[..]);
-        assert_eq!(b.read(0, base.len() as u64).unwrap().as_slice(), &base[..]);
+        assert_eq!(
+            b.read(0, base.len() as u64, vec![9; 5]).unwrap().as_slice(),
+            &base[..]
+        );
     }
 
     #[test]
