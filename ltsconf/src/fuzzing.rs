@@ -20,6 +20,16 @@ pub fn parse(data: &[u8]) {
         }
         let _ = doc.as_getltscfg_would();
     }
+    assert!(
+        lts5_paths_agree(text),
+        "lts5 fast path and token path disagree"
+    );
+}
+
+/// True when the lts5 parser's plain-line fast path and its token path read `text` into
+/// the same document (entries, spans, diagnostics, truncation point).
+pub fn lts5_paths_agree(text: &str) -> bool {
+    crate::lts5::parse_with(text, true) == crate::lts5::parse_with(text, false)
 }
 
 /// The first line of the input names the client (`mac ip hostname`, `-` for none); the rest

@@ -430,18 +430,26 @@ fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
         let mut m = Map::default();
         for k in KNOWN.iter().filter(|k| !k.prefix) {
             for &d in k.dialects {
-                m.entry((d, Key(k.name, fold(d)))).or_insert(k);
+                m.entry((d, Key(k.name, Fold::Exact))).or_insert(k);
             }
         }
         m
     });
-    fn fold(d: Dialect) -> Fold {
-        match d {
-            Dialect::Lts5 => Fold::Ascii,
-            Dialect::Ltsp19 => Fold::Exact,
+    // Known names are upper case: upper-case an lts5 key on the stack and compare exactly,
+    // which is cheaper than folding on every hash and compare.
+    let mut buf = [0u8; 48];
+    let key = match dialect {
+        Dialect::Lts5 if name.len() <= buf.len() => {
+            for (o, c) in buf.iter_mut().zip(name.bytes()) {
+                *o = c.to_ascii_uppercase();
+            }
+            // ASCII case changes keep UTF-8 valid.
+            std::str::from_utf8(&buf[..name.len()]).unwrap_or(name)
         }
-    }
-    map.get(&(dialect, Key(name, fold(dialect)))).copied()
+        Dialect::Lts5 => return None,
+        Dialect::Ltsp19 => name,
+    };
+    map.get(&(dialect, Key(key, Fold::Exact))).copied()
 }
 
 fn starts_with(dialect: Dialect, name: &str, prefix: &str) -> bool {

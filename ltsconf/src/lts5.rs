@@ -256,10 +256,17 @@ struct Parser<'a> {
     section_errors: usize,
     key_before_section_reported: bool,
     fatal_cr: bool,
+    /// Take [`Parser::fast_value`] for plain lines (off only to test it against the token path).
+    fast: bool,
 }
 
 /// Parses `src` as LTSP5 `lts.conf`.
 pub(crate) fn parse(src: &str) -> Document<'_> {
+    parse_with(src, true)
+}
+
+/// [`parse`], with the plain-line fast path on or off (the two must agree on every input).
+pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
     let mut p = Parser {
         lx: Lexer::new(src),
         tok: None,
@@ -277,11 +284,12 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
         section_errors: 0,
         key_before_section_reported: false,
         fatal_cr: false,
+        fast,
     };
     p.tok = p.lex();
     p.run();
     if !p.fatal_cr
-        && let Some(at) = src.find("\r\n")
+        && let Some(at) = first_crlf(src.as_bytes())
     {
         p.doc.diagnostics.push(Diagnostic::warning(
             Kind::Crlf,
@@ -371,8 +379,15 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The end of the input, located by the lexer (which has reached it) instead of a
+    /// second pass over the text.
     fn eof_span(&self) -> Span {
-        Span::at(self.doc.source, self.doc.source.len(), 0)
+        let len = self.doc.source.len();
+        if self.lx.pos >= len {
+            self.lx.span(len, len)
+        } else {
+            Span::at(self.doc.source, len, 0)
+        }
     }
 
     fn run(&mut self) {
@@ -527,6 +542,12 @@ impl<'a> Parser<'a> {
         // `=`
         let eq = match self.peek() {
             Some(t) if t.tok == Tok::Eq && t.span.line == line => {
+                if self.fast
+                    && let Some((raw, span, quoted)) = self.fast_value()
+                {
+                    self.finish_entry(key_tok, key, raw, span, quoted);
+                    return;
+                }
                 self.next();
                 t
             }
@@ -591,56 +612,7 @@ impl<'a> Parser<'a> {
             ));
         }
         self.next();
-        let entry = Entry {
-            kind: if key.eq_ignore_ascii_case("like") {
-                EntryKind::Like
-            } else {
-                EntryKind::Assign
-            },
-            key: Text {
-                text: key,
-                span: key_tok.span,
-            },
-            value: Value {
-                raw,
-                span: if quoted {
-                    Span {
-                        start: value_tok.span.start + 1,
-                        end: value_tok.span.end - 1,
-                        column: value_tok.span.column + 1,
-                        ..value_tok.span
-                    }
-                } else {
-                    value_tok.span
-                },
-                quoting: if quoted {
-                    Quoting::Quoted
-                } else {
-                    Quoting::Bare
-                },
-            },
-        };
-        if !crate::is_shell_name(key) {
-            self.error(
-                Kind::BadKey,
-                key_tok.span,
-                format!(
-                    "`{key}` is not a shell variable name: getltscfg prints it as is and `eval` of its output fails; use letters, digits and `_`"
-                ),
-            );
-        }
-        if quoted && crate::bytes::find(raw.as_bytes(), b'"').is_some() {
-            self.doc.diagnostics.push(Diagnostic::warning(
-                Kind::QuoteInValue,
-                entry.value.span,
-                format!(
-                    "the value of `{key}` runs to the last `\"` of the line, so it contains `\"`: getltscfg has no escapes, and the `\"` ends the quoting in its output, breaking `eval`"
-                ),
-            ));
-        }
-        if let State::In(i) = self.state {
-            self.doc.sections[i].entries.push(entry);
-        }
+        self.finish_entry(key_tok, key, raw, value_tok.span, quoted);
         // What follows the value on the same line.
         let vline = value_tok.span.line;
         if let Some(t) = self.peek()
@@ -671,6 +643,141 @@ impl<'a> Parser<'a> {
             self.skip_line(vline);
         }
     }
+
+    /// Records the entry `key = raw` (`vspan`: the value token, quotes included) with the
+    /// checks both paths share.
+    fn finish_entry(
+        &mut self,
+        key_tok: Token<'a>,
+        key: &'a str,
+        raw: &'a str,
+        vspan: Span,
+        quoted: bool,
+    ) {
+        let entry = Entry {
+            kind: if key.eq_ignore_ascii_case("like") {
+                EntryKind::Like
+            } else {
+                EntryKind::Assign
+            },
+            key: Text {
+                text: key,
+                span: key_tok.span,
+            },
+            value: Value {
+                raw,
+                span: if quoted {
+                    Span {
+                        start: vspan.start + 1,
+                        end: vspan.end - 1,
+                        column: vspan.column + 1,
+                        ..vspan
+                    }
+                } else {
+                    vspan
+                },
+                quoting: if quoted {
+                    Quoting::Quoted
+                } else {
+                    Quoting::Bare
+                },
+            },
+        };
+        if !crate::is_shell_name(key) {
+            self.error(
+                Kind::BadKey,
+                key_tok.span,
+                format!(
+                    "`{key}` is not a shell variable name: getltscfg prints it as is and `eval` of its output fails; use letters, digits and `_`"
+                ),
+            );
+        }
+        if quoted && crate::bytes::find(raw.as_bytes(), b'"').is_some() {
+            self.doc.diagnostics.push(Diagnostic::warning(
+                Kind::QuoteInValue,
+                entry.value.span,
+                format!(
+                    "the value of `{key}` runs to the last `\"` of the line, so it contains `\"`: getltscfg has no escapes, and the `\"` ends the quoting in its output, breaking `eval`"
+                ),
+            ));
+        }
+        if let State::In(i) = self.state {
+            self.doc.sections[i].entries.push(entry);
+        }
+    }
+
+    /// The common line `KEY = value` read straight from the bytes after `=`, without tokens:
+    /// a bare value (ended by the end of the line or a `#` comment) or a quoted one (followed
+    /// only by blanks and maybe a comment). Returns the value and its token span and moves the
+    /// lexer to the next line; returns `None`, consuming nothing, for anything else (the token
+    /// path then reads it, with its diagnostics). `tests/fast_path.rs` checks both paths give
+    /// the same document.
+    fn fast_value(&mut self) -> Option<(&'a str, Span, bool)> {
+        let src = self.lx.src;
+        let b = src.as_bytes();
+        let after_eq = self.lx.pos;
+        let line_end = self.lx.line_end(after_eq);
+        let mut i = after_eq;
+        while i < line_end && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        if i == line_end {
+            return None;
+        }
+        let (raw, start, end, quoted) = if b[i] == b'"' {
+            let close = i + 1 + b[i + 1..line_end].iter().rposition(|&c| c == b'"')?;
+            (&src[i + 1..close], i, close + 1, true)
+        } else {
+            // The lexer's STRING run starts right after `=`, blanks included.
+            let mut e = after_eq;
+            while e < b.len() && !STOP[b[e] as usize] {
+                e += 1;
+            }
+            if e < b.len() && b[e] != b'\n' && b[e] != b'#' {
+                return None;
+            }
+            let run = &b[after_eq..e];
+            let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
+            if lead == run.len() {
+                return None;
+            }
+            let trail = run.iter().rev().take_while(|&&c| is_c_space(c)).count();
+            (
+                &src[after_eq + lead..e - trail],
+                after_eq + lead,
+                e - trail,
+                false,
+            )
+        };
+        let mut j = end;
+        while j < line_end && (b[j] == b' ' || b[j] == b'\t') {
+            j += 1;
+        }
+        if j < line_end && (b[j] != b'#' || line_end == b.len()) {
+            return None;
+        }
+        let span = self.lx.span(start, end);
+        if line_end < b.len() {
+            self.lx.newline(line_end);
+        } else {
+            self.lx.pos = b.len();
+        }
+        self.tok = self.lex();
+        Some((raw, span, quoted))
+    }
+}
+
+/// The first `\r\n`, found with the word-at-a-time search for `\r`.
+fn first_crlf(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = crate::bytes::find(&b[from..], b'\r') {
+        let at = from + i;
+        if b.get(at + 1) == Some(&b'\n') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The lexer alone over `src` (a checksum of its tokens): measures how much of a parse is

@@ -40,10 +40,16 @@ pub(crate) struct Key<'a>(pub(crate) &'a str, pub(crate) Fold);
 impl PartialEq for Key<'_> {
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(&x, &y)| self.1.byte(x) == other.1.byte(y))
+        match (self.1, other.1) {
+            (Fold::Exact, Fold::Exact) => a == b,
+            (Fold::Ascii, Fold::Ascii) => a.eq_ignore_ascii_case(b),
+            _ => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(&x, &y)| self.1.byte(x) == other.1.byte(y))
+            }
+        }
     }
 }
 
@@ -54,8 +60,12 @@ impl Hash for Key<'_> {
         // Fold eight bytes at a time into one word: fewer hasher rounds for long names.
         for chunk in self.0.as_bytes().chunks(8) {
             let mut w = [0u8; 8];
-            for (o, &c) in w.iter_mut().zip(chunk) {
-                *o = self.1.byte(c);
+            if self.1 == Fold::Exact {
+                w[..chunk.len()].copy_from_slice(chunk);
+            } else {
+                for (o, &c) in w.iter_mut().zip(chunk) {
+                    *o = self.1.byte(c);
+                }
             }
             state.write_u64(u64::from_le_bytes(w));
         }
