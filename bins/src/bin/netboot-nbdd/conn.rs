@@ -265,12 +265,13 @@ impl Reader {
 }
 
 /// Serves one client until it leaves; logs one line about it.
-pub async fn serve<S>(s: S, peer: String, sh: Arc<Shared>)
+/// Takes the two halves separately (`into_split` for sockets: no lock shared between them).
+pub async fn serve<R, W>(r: R, w: W, peer: String, sh: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
     let start = Instant::now();
-    let (r, w) = tokio::io::split(s);
     let (tx, rx) = mpsc::channel(sh.max_in_flight);
     let mut reader = Reader {
         conn: Connection::new(),

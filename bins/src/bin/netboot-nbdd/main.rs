@@ -138,11 +138,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         use std::os::fd::AsFd;
         let input = std::io::stdin().as_fd().try_clone_to_owned()?;
         let output = std::io::stdout().as_fd().try_clone_to_owned()?;
-        let io = tokio::io::join(
-            tokio::fs::File::from_std(input.into()),
-            tokio::fs::File::from_std(output.into()),
-        );
-        conn::serve(io, "stdio".into(), shared).await;
+        let r = tokio::fs::File::from_std(input.into());
+        let w = tokio::fs::File::from_std(output.into());
+        conn::serve(r, w, "stdio".into(), shared).await;
         return Ok(());
     }
     raise_nofile();
@@ -240,7 +238,8 @@ async fn accept_tcp(
         let _ = s.set_nodelay(true);
         let sh = shared.clone();
         tokio::spawn(async move {
-            conn::serve(s, peer.to_string(), sh).await;
+            let (r, w) = s.into_split();
+            conn::serve(r, w, peer.to_string(), sh).await;
             drop(permit);
         });
     }
@@ -266,7 +265,8 @@ async fn accept_unix(
         };
         let sh = shared.clone();
         tokio::spawn(async move {
-            conn::serve(s, "unix".into(), sh).await;
+            let (r, w) = s.into_split();
+            conn::serve(r, w, "unix".into(), sh).await;
             drop(permit);
         });
     }
