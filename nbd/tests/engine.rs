@@ -440,7 +440,10 @@ fn transmission_errors_per_spec() {
         if h.out.is_empty() {
             continue;
         }
-        assert!(std::ptr::eq(b, w.last().unwrap()), "reply before the payload was read");
+        assert!(
+            std::ptr::eq(b, w.last().unwrap()),
+            "reply before the payload was read"
+        );
     }
     assert_eq!(simple_error(&h.take_out()), (errno::EPERM, 20));
     let evs = h
