@@ -53,7 +53,12 @@ pub fn resolve(data: &[u8]) {
             let _ = render::getltscfg(&r);
             for v in &r.vars {
                 let _ = r.explain(&v.name);
-                let _ = r.list(&v.name[..v.name.len().min(4)]);
+                // A prefix of the name (up to 4 bytes, cut at a character boundary).
+                let cut = (0..=v.name.len().min(4))
+                    .rev()
+                    .find(|&i| v.name.is_char_boundary(i))
+                    .unwrap_or(0);
+                let _ = r.list(&v.name[..cut]);
             }
         }
     }
