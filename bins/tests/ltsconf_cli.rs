@@ -275,6 +275,11 @@ fn resolve_ltsp19_by_mac_pattern_and_include() {
         "\"${nfs_ip}:/home /home nfs defaults,nolock 0 0\""
     );
     assert!(v.get("NAT").is_none(), "[server] is not for clients");
+    assert!(
+        text(&o.stderr).contains("FSTAB_NFS is shell text that LTSP expands on the client"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

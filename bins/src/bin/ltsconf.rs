@@ -428,6 +428,14 @@ fn resolve_cmd(
         return Ok(EXIT_INVALID);
     };
     let r = resolve(&doc, &client);
+    for v in &r.vars {
+        if !r.entry(v.setting).value.is_literal() {
+            eprintln!(
+                "ltsconf: note: {} is shell text that LTSP expands on the client; it is shown as written",
+                v.name
+            );
+        }
+    }
     match format {
         Format::Json => print!("{}", json(&r)),
         Format::Shell => {
