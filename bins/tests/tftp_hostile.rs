@@ -604,3 +604,32 @@ fn a_repeated_request_and_junk_on_the_session_port_change_nothing() {
     c.send_to(&[0, 4, 0, 5], session).unwrap();
     assert_eq!(data, std::fs::read(root.path("k512")).unwrap());
 }
+
+#[test]
+fn ipxe_sequence_past_65535_blocks_of_1432_wraps_to_zero() {
+    // iPXE: one RRQ with blksize 1432 + tsize 0, ACK 0 on the OACK, lockstep, and it
+    // expects block 0 after 65535. 65,600 blocks ≈ 94 MB.
+    let root = Scratch::new("ipxe");
+    let unit = bytes(1 << 20, 31);
+    let file = unit.repeat(90);
+    std::fs::write(root.path("initrd.img"), &file).unwrap();
+    let (_srv, addr) = start_loopback(&root.0, &[]);
+    let c = client("127.0.0.1:0", ms(2000));
+    let req = request(
+        1,
+        b"/initrd.img",
+        "octet",
+        &[("blksize", "1432"), ("tsize", "0")],
+    );
+    let f = fetch(&c, addr, &req, 1432, 1, false, Duration::from_secs(120));
+    let tsize = format!("\x00\x06blksize\x001432\x00tsize\x00{}\x00", file.len());
+    assert_eq!(f.oack.as_deref(), Some(tsize.as_bytes()));
+    assert_eq!(f.blocks.len(), file.len() / 1432 + 1);
+    assert_eq!(&f.blocks[65_534..65_537], [65_535, 0, 1]);
+    assert!(
+        f.data == file,
+        "{} bytes received of {}",
+        f.data.len(),
+        file.len()
+    );
+}
