@@ -537,6 +537,36 @@ fn read_only_by_default_and_uploads_when_allowed() {
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // An upload the client abandons with an ERROR leaves nothing behind. (A new port: the
+    // old one's session is still dallying, and a request from a live session's port is
+    // taken for a retransmission.)
+    let c = client("127.0.0.1:0", ms(2000));
+    let (ack0, session) = ask(&c, addr, &request(2, b"sub/abandoned", "octet", &[])).unwrap();
+    assert_eq!(ack0, [0, 4, 0, 0]);
+    let mut d = vec![0, 3, 0, 1];
+    d.extend_from_slice(&data[..512]);
+    let (ack1, _) = ask(&c, session, &d).unwrap();
+    assert_eq!(ack1, [0, 4, 0, 1]);
+    c.send_to(b"\x00\x05\x00\x00cancelled\x00", session)
+        .unwrap();
+    let t = Instant::now();
+    let parts = || {
+        std::fs::read_dir(root.path("sub"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".part")
+            })
+            .count()
+    };
+    while parts() > 0 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(ms(10));
+    }
+    assert_eq!(parts(), 0);
+    assert!(!root.path("sub/abandoned").exists());
 }
 
 #[test]
