@@ -7,6 +7,7 @@
 //! per transfer, so a flood of requests costs bounded memory. Files are confined to
 //! `--root` by `openat2(RESOLVE_BENEATH)`; uploads only with `--allow-write`.
 
+mod config;
 mod fs;
 mod session;
 
@@ -19,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use netboot_tftp::engine::{Config, Rollover};
 use netboot_tftp::wire::{self, ErrorCode, Repr};
 use tokio::net::UdpSocket;
@@ -28,9 +30,10 @@ use tokio::net::UdpSocket;
 #[derive(Debug, Parser)]
 #[command(name = "netboot-tftpd", version)]
 struct Args {
-    /// Directory served; nothing outside it is ever reachable.
+    /// Directory served; nothing outside it is ever reachable (required, here or in the
+    /// config file).
     #[arg(long)]
-    root: PathBuf,
+    root: Option<PathBuf>,
     /// Address to listen on, IPv4 or IPv6 (repeatable); default port 69.
     #[arg(
         long = "listen",
@@ -84,6 +87,13 @@ struct Args {
     /// thread; more spread sessions over that many threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// TOML file with any of the settings above (kebab-case keys); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the settings (flags and config file) and the root, print every problem, and
+    /// exit: 0 when all is well, 1 otherwise.
+    #[arg(long)]
+    check_config: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,9 +143,118 @@ impl Drop for SessionGuard {
     }
 }
 
+/// Parses the flags and merges the config file under them: a key from the file applies
+/// only where the flag was not given on the command line.
+fn settings() -> Result<Args, Vec<String>> {
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(path) = args.config.clone() {
+        let file = config::load(&path).map_err(|e| vec![e])?;
+        let from_file = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
+        macro_rules! merge {
+            ($($field:ident),*) => {$(
+                if let Some(v) = file.$field {
+                    if from_file(stringify!($field)) {
+                        args.$field = v.into();
+                    }
+                }
+            )*};
+        }
+        merge!(
+            root,
+            listen,
+            max_sessions,
+            max_sessions_per_client,
+            max_blksize,
+            max_windowsize,
+            max_window_bytes,
+            max_transfer_secs,
+            timeout_ms,
+            retries,
+            allow_write,
+            allow_overwrite,
+            max_upload_bytes,
+            map_backslash,
+            max_request_len,
+            threads
+        );
+        if let Some(r) = file.rollover
+            && from_file("rollover")
+        {
+            args.rollover = RolloverArg::from_str(&r, false).map_err(|_| {
+                vec![format!(
+                    "{}: rollover = {r:?}: expected \"0\", \"1\" or \"refuse\"",
+                    path.display()
+                )]
+            })?;
+        }
+    }
+    let problems = validate(&args);
+    if problems.is_empty() {
+        Ok(args)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every problem with the merged settings (the flags' own ranges do not cover file values).
+fn validate(args: &Args) -> Vec<String> {
+    let mut p = Vec::new();
+    match &args.root {
+        None => p.push("root: required (--root or `root =` in the config file)".to_string()),
+        Some(root) => {
+            if let Err(e) = fs::open_root(root) {
+                p.push(format!("root {}: {e}", root.display()));
+            }
+        }
+    }
+    for l in &args.listen {
+        if let Err(e) = parse_listen(l) {
+            p.push(format!("{e:#}"));
+        }
+    }
+    if !(wire::MIN_BLKSIZE..=wire::MAX_BLKSIZE).contains(&args.max_blksize) {
+        p.push(format!(
+            "max-blksize {}: must be 8..=65464",
+            args.max_blksize
+        ));
+    }
+    for (name, v) in [
+        ("max-windowsize", u64::from(args.max_windowsize)),
+        ("threads", u64::from(args.threads)),
+        ("max-sessions", args.max_sessions as u64),
+        (
+            "max-sessions-per-client",
+            args.max_sessions_per_client as u64,
+        ),
+        ("max-transfer-secs", args.max_transfer_secs),
+        ("timeout-ms", args.timeout_ms),
+    ] {
+        if v == 0 {
+            p.push(format!("{name}: must be at least 1"));
+        }
+    }
+    if args.allow_overwrite && !args.allow_write {
+        p.push("allow-overwrite needs allow-write".to_string());
+    }
+    p
+}
+
 fn main() -> ExitCode {
     netboot_bins::init_logging();
-    let args = Args::parse();
+    let args = match settings() {
+        Ok(args) => args,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("netboot-tftpd: {problem}");
+            }
+            return ExitCode::from(netboot_bins::EXIT_INVALID);
+        }
+    };
+    if args.check_config {
+        println!("netboot-tftpd: configuration ok");
+        return ExitCode::from(netboot_bins::EXIT_OK);
+    }
     let rt = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -188,8 +307,9 @@ fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let root_dir = args.root.clone().unwrap_or_default();
     let root =
-        fs::open_root(&args.root).with_context(|| format!("--root {}", args.root.display()))?;
+        fs::open_root(&root_dir).with_context(|| format!("--root {}", root_dir.display()))?;
     let engine = Config {
         max_blksize: args.max_blksize,
         max_windowsize: args.max_windowsize,
@@ -221,7 +341,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for s in &args.listen {
         let addr = parse_listen(s)?;
         let sock = bind(addr)?;
-        tracing::info!(listen = %sock.local_addr()?, root = %args.root.display(), write = args.allow_write, "serving");
+        tracing::info!(listen = %sock.local_addr()?, root = %root_dir.display(), write = args.allow_write, "serving");
         listeners.spawn(listen(sock, ctx.clone(), table.clone(), limits));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
