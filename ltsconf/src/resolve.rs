@@ -6,6 +6,7 @@ use crate::names::{Fold, Key, NameMap};
 use crate::{glob, known, ltsp19, version};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 /// Who is asking: the identities LTSP matches section names against. Give the MAC in
 /// lowercase with colons (what LTSP prints; see [`normalize_mac`]).
@@ -152,11 +153,17 @@ impl<'d, 'a> Resolution<'d, 'a> {
 
 fn sort_family(dialect: Dialect, v: &mut [&Var<'_>]) {
     match dialect {
-        Dialect::Lts5 => v.sort_by(|a, b| {
-            let la = format!("{}={}", a.name, a.value);
-            let lb = format!("{}={}", b.name, b.value);
-            version::sort_v(&la, &lb)
-        }),
+        Dialect::Lts5 => {
+            // `sort -V` compares whole `NAME=value` lines: build each line once.
+            let mut lines: Vec<(String, &Var<'_>)> = v
+                .iter()
+                .map(|x| (format!("{}={}", x.name, x.value), *x))
+                .collect();
+            lines.sort_by(|a, b| version::sort_v(&a.0, &b.0));
+            for (slot, (_, x)) in v.iter_mut().zip(lines) {
+                *slot = x;
+            }
+        }
         Dialect::Ltsp19 => v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes())),
     }
 }
@@ -448,7 +455,8 @@ impl Run<'_, '_, '_> {
 fn merge<'a>(r: &Resolution<'_, 'a>) -> Vec<Var<'a>> {
     let dialect = r.doc.dialect;
     let mut vars: Vec<Var<'a>> = Vec::new();
-    let mut at: HashMap<Cow<'a, str>, usize> = HashMap::new();
+    let mut at: HashMap<Cow<'a, str>, usize, BuildHasherDefault<crate::names::Fnv>> =
+        HashMap::default();
     for &s in r.trace.iter().rev() {
         let e = r.entry(s);
         let name: Cow<'a, str> = match dialect {
