@@ -37,6 +37,7 @@ fn path_probes_are_refused_without_leaking_paths() {
         (b"sub/rel-escape", &[2]),
         (b"loop-a", &[2]),
         (b"fifo", &[2]),
+        (b"null-device", &[2]),
         (b"sub", &[2]),
         (b"sub/", &[1, 2]),
         (b"", &[2]),

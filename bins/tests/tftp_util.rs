@@ -109,6 +109,12 @@ pub fn make_root(root: &Path) {
     std::os::unix::fs::symlink("small.txt", root.join("inside-link")).unwrap();
     std::os::unix::fs::symlink("loop-b", root.join("loop-a")).unwrap();
     std::os::unix::fs::symlink("loop-a", root.join("loop-b")).unwrap();
+    let st = Command::new("mknod")
+        .arg(root.join("null-device"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod (the tests run as root)");
     let fifo = root.join("fifo");
     let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(st.success());

@@ -110,17 +110,33 @@ pub struct ReadFile {
 }
 
 /// Opens `rel` beneath `root` for reading: a regular file, or a refusal.
+///
+/// The type is checked on an `O_PATH` descriptor first, so a device or FIFO is never opened
+/// for reading at all (opening some devices has side effects). The real open is
+/// `O_NONBLOCK` and checked again, in case the name was swapped in between.
 pub fn open_read(root: &OwnedFd, rel: &[u8]) -> Result<ReadFile, Refusal> {
-    let fd = rustix::fs::openat2(
-        root,
-        path_of(rel),
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-        beneath(),
-    )
-    .map_err(Refusal::from_errno)?;
-    let st = rustix::fs::fstat(&fd).map_err(|_| Refusal::Io)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    let open = |flags: OFlags| {
+        rustix::fs::openat2(
+            root,
+            path_of(rel),
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            beneath(),
+        )
+        .map_err(Refusal::from_errno)
+    };
+    let regular = |fd: &OwnedFd| {
+        let st = rustix::fs::fstat(fd).map_err(|_| Refusal::Io)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+            Ok(st)
+        } else {
+            Err(Refusal::Access)
+        }
+    };
+    let probe = regular(&open(OFlags::PATH)?)?;
+    let fd = open(OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
+    let st = regular(&fd)?;
+    if (st.st_dev, st.st_ino) != (probe.st_dev, probe.st_ino) {
         return Err(Refusal::Access);
     }
     Ok(ReadFile {
