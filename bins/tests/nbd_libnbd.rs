@@ -77,6 +77,13 @@ for i, c in enumerate(cookies):
     assert h.aio_command_completed(c)
     assert bytes(bufs[i].to_bytearray()) == data[i * 65536:(i + 1) * 65536]
 
+# NBD_OPT_ABORT ends the negotiation cleanly.
+h = nbd.NBD()
+h.set_opt_mode(True)
+h.connect_uri(uri())
+h.opt_abort()
+assert h.aio_is_closed() or h.aio_is_dead()
+
 # Simple replies (no structured reply negotiation): data, errors.
 h = nbd.NBD()
 h.set_request_structured_replies(False)
