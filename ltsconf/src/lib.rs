@@ -38,9 +38,14 @@
 //!
 //! # Layers
 //!
-//! [`parse`] → [`Document`] (sections, entries, [`Diagnostic`]s) → [`resolve`] →
-//! [`Resolution`] (the applied sections, every assignment, the effective variables) →
-//! [`render`] (safe shell, getltscfg's format, file lines).
+//! [`parse`] → [`Document`] (sections, entries, [`Diagnostic`]s) → [`resolve`] (or a
+//! [`Resolver`], which indexes a document once for many clients) → [`Resolution`] (the
+//! applied sections, every assignment, the effective variables) → [`render`] (safe shell,
+//! getltscfg's format, file lines). [`known`] holds the farm variables and their value rules;
+//! [`version`] GNU `sort -V`.
+//!
+//! Hand-written rather than nom: the two grammars are a flex token set and an awk line
+//! classifier, and a byte loop over `&str` keeps every token a slice with its span.
 //!
 //! # Guarantees
 //!
@@ -52,7 +57,8 @@
 //!   truncation when that behaviour is wanted.
 //! - [`render::shell`] output, run through `eval`, reproduces every value byte for byte.
 //!
-//! No files, sockets or clocks: `include` paths are reported, not opened.
+//! No files, sockets or clocks: `include` paths are reported in [`Document::includes`], not
+//! opened (the `ltsconf` tool appends them, as getltscfg does).
 
 mod bytes;
 mod check;
