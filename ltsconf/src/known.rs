@@ -397,9 +397,11 @@ pub static KNOWN: &[Known] = &[
 /// case-insensitively for lts5, whose keys getltscfg upper-cases).
 pub fn lookup(dialect: Dialect, name: &str) -> Option<&'static Known> {
     exact(dialect, name).or_else(|| {
+        let first = name.bytes().next()?.to_ascii_uppercase();
         families(dialect)
             .iter()
             .copied()
+            .filter(|k| k.name.as_bytes()[0] == first)
             .find(|k| starts_with(dialect, name, k.name))
     })
 }
@@ -424,16 +426,20 @@ fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
     use crate::names::{Fnv, Fold, Key};
     use std::collections::HashMap;
     use std::sync::OnceLock;
-    type Map = HashMap<(Dialect, Key<'static>), &'static Known, std::hash::BuildHasherDefault<Fnv>>;
-    static MAP: OnceLock<Map> = OnceLock::new();
-    let map = MAP.get_or_init(|| {
-        let mut m = Map::default();
-        for k in KNOWN.iter().filter(|k| !k.prefix) {
-            for &d in k.dialects {
-                m.entry((d, Key(k.name, Fold::Exact))).or_insert(k);
+    type Map = HashMap<Key<'static>, &'static Known, std::hash::BuildHasherDefault<Fnv>>;
+    // One map per dialect (index 0 lts5, 1 ltsp19).
+    static MAPS: OnceLock<[Map; 2]> = OnceLock::new();
+    let maps = MAPS.get_or_init(|| {
+        [Dialect::Lts5, Dialect::Ltsp19].map(|d| {
+            let mut m = Map::default();
+            for k in KNOWN
+                .iter()
+                .filter(|k| !k.prefix && k.dialects.contains(&d))
+            {
+                m.entry(Key(k.name, Fold::Exact)).or_insert(k);
             }
-        }
-        m
+            m
+        })
     });
     // Known names are upper case: upper-case an lts5 key on the stack and compare exactly,
     // which is cheaper than folding on every hash and compare.
@@ -449,7 +455,9 @@ fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
         Dialect::Lts5 => return None,
         Dialect::Ltsp19 => name,
     };
-    map.get(&(dialect, Key(key, Fold::Exact))).copied()
+    maps[usize::from(dialect == Dialect::Ltsp19)]
+        .get(&Key(key, Fold::Exact))
+        .copied()
 }
 
 fn starts_with(dialect: Dialect, name: &str, prefix: &str) -> bool {
