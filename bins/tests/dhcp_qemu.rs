@@ -23,8 +23,12 @@ impl Drop for Scratch {
 }
 
 /// Boots `firmware` ("uefi" or "bios") and returns the first TFTP RRQ file name and the
-/// server's log.
-fn boot(firmware: &str) -> (String, String) {
+/// server's log. With `proxy`, dnsmasq hands out the addresses and ours runs as proxyDHCP.
+fn boot(firmware: &str, proxy: bool) -> (String, String) {
+    // One VM at a time: TCG guests on two shared cores slow each other down past their own
+    // DHCP timeouts.
+    static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_VM.lock().unwrap_or_else(|p| p.into_inner());
     let qemu = require_tool("qemu-system-x86_64");
     let python = PathBuf::from("/usr/bin/python3");
     assert!(
@@ -58,6 +62,7 @@ fn boot(firmware: &str) -> (String, String) {
             r#"[server]
 interfaces = ["{TAP}"]
 lease_file = "{}"
+proxy = {proxy}
 [boot]
 default = "boot/grub/i386-pc/core.0"
 ipxe_script = "boot.ipxe"
@@ -89,6 +94,25 @@ lease_time = 600
     net.a
         .wait_for_port(Proto::Udp, 67, Duration::from_secs(10))
         .unwrap();
+    // The DHCP server we "do not control", on the same link, for the proxy case.
+    let dnsmasq = proxy.then(|| {
+        net.a.spawn(
+            require_tool("dnsmasq"),
+            [
+                "--no-daemon".to_owned(),
+                "--port=0".into(),
+                "--no-ping".into(),
+                "--bind-interfaces".into(),
+                format!("--interface={TAP}"),
+                "--dhcp-range=198.19.254.100,198.19.254.199,1h".into(),
+                format!(
+                    "--dhcp-leasefile={}",
+                    dir.0.join("dnsmasq.leases").display()
+                ),
+                format!("--pid-file={}", dir.0.join("dnsmasq.pid").display()),
+            ],
+        )
+    });
     let tftp = net.a.spawn(
         &python,
         [
@@ -135,12 +159,14 @@ lease_time = 600
     let vm = net.a.spawn(qemu, &args);
     // TCG on a shared 2-core machine: OVMF reaches PXE in ~8 s unloaded; allow for load.
     let (out, exited) = tftp.finish(Duration::from_secs(150));
-    drop(vm);
+    let serial = vm.kill();
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         exited,
-        "{firmware}: no TFTP request within the bound; server log:\n{server_log}"
+        "{firmware}: no TFTP request within the bound; server log:\n{server_log}\nserial:\n{}\ndnsmasq:\n{:?}",
+        String::from_utf8_lossy(&serial.stdout),
+        dnsmasq.map(|d| d.kill())
     );
     let file = text
         .lines()
@@ -152,7 +178,7 @@ lease_time = 600
 
 #[test]
 fn ovmf_edk2_pxe_asks_tftp_for_core_efi() {
-    let (file, log) = boot("uefi");
+    let (file, log) = boot("uefi", false);
     assert_eq!(file, "boot/grub/x86_64-efi/core.efi", "{log}");
     assert!(
         log.contains("lease bound") && log.contains("52:54:00:d4:c0:07"),
@@ -162,7 +188,19 @@ fn ovmf_edk2_pxe_asks_tftp_for_core_efi() {
 
 #[test]
 fn seabios_ipxe_rom_is_recognised_and_asks_for_the_script() {
-    let (file, log) = boot("bios");
+    let (file, log) = boot("bios", false);
     assert_eq!(file, "boot.ipxe", "{log}");
     assert!(log.contains("52:54:00:d4:c0:00"), "{log}");
+}
+
+#[test]
+fn ovmf_boots_through_our_proxy_next_to_dnsmasq() {
+    // dnsmasq gives the address (no boot options at all); ours, in proxy mode, answers the
+    // PXE DISCOVER on 67 and the firmware's REQUEST on 4011 with core.efi.
+    let (file, log) = boot("uefi", true);
+    assert_eq!(file, "boot/grub/x86_64-efi/core.efi", "{log}");
+    assert!(
+        !log.contains("lease bound"),
+        "a proxy leases nothing: {log}"
+    );
 }

@@ -841,7 +841,9 @@ impl Server {
             message_type: Some(reply_type),
             server_id: Some(input.local_addr),
             vendor_class: Some(Cow::Borrowed(b"PXEClient")),
-            vendor_specific: Some(Cow::Owned(pxe_vendor_options(boot.menu).to_bytes())),
+            // No option 43 for UEFI: that is what makes EDK2 take the offer for a BINL proxy
+            // and ask port 4011 (with 43 it starts a boot server discovery and gives up).
+            vendor_specific: (!uefi).then(|| Cow::Owned(pxe_vendor_options(boot.menu).to_bytes())),
             client_uuid: req.options.client_uuid.clone(),
             bootfile: (!file.is_empty() && req.options.requests(crate::wire::code::BOOTFILE))
                 .then_some(Cow::Borrowed(file.as_bytes())),
@@ -875,13 +877,13 @@ impl Server {
         };
         buf.truncate(n);
         let dest = if on_4011 {
-            // Answered from 4011 to the client's port 68 at its (other server's) address.
-            let to = if req.ciaddr.is_unspecified() {
-                *input.src.ip()
+            // Back to where the request came from: EDK2 sends from port 4011, other ROMs
+            // from 68; a client without a usable source gets its ciaddr:68.
+            if input.src.ip().is_unspecified() || input.src.port() == 0 {
+                Destination::Unicast(SocketAddrV4::new(req.ciaddr, CLIENT_PORT))
             } else {
-                req.ciaddr
-            };
-            Destination::Unicast(SocketAddrV4::new(to, CLIENT_PORT))
+                Destination::Unicast(input.src)
+            }
         } else {
             destination(req, None)
         };

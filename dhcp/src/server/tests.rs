@@ -507,6 +507,10 @@ fn proxy_dhcp_offers_boot_info_only_then_answers_on_4011() {
         Some(&b"PXEClient"[..])
     );
     assert!(offer.options.lease_time.is_none());
+    assert!(
+        offer.options.vendor_specific.is_none(),
+        "no 43 for UEFI: EDK2 must see a BINL proxy and go to 4011"
+    );
     // Then the REQUEST to 4011 with its address from the other server.
     let ci = Ipv4Addr::new(198, 18, 0, 150);
     let req = msg(MessageType::Request, mac(40), |r| {
@@ -528,6 +532,20 @@ fn proxy_dhcp_offers_boot_info_only_then_answers_on_4011() {
     assert_eq!(dest, Destination::Unicast(SocketAddrV4::new(ci, 68)));
     assert_eq!(&*ack.file, b"core.efi");
     assert!(out.lease.is_none());
+    // EDK2 sends its 4011 request from port 4011: the answer goes back there.
+    let out = s.handle(
+        T0,
+        &Incoming {
+            data: &req,
+            src: SocketAddrV4::new(ci, PXE_PORT),
+            local_addr: SERVER,
+            local_port: PXE_PORT,
+        },
+    );
+    assert_eq!(
+        reply(&out).1,
+        Destination::Unicast(SocketAddrV4::new(ci, PXE_PORT))
+    );
     // BIOS gets the file right in the :67 offer; non-PXE clients get nothing.
     let bios = msg(MessageType::Discover, mac(41), |r| {
         r.options.client_arch = Some(Cow::Borrowed(&[0, 0]));
