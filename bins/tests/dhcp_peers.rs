@@ -337,7 +337,12 @@ fn role_scripted_client() {
 fn run_scripted(net: &NetPair, scenario: &str) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = net.b.command(exe);
-    cmd.args(["--ignored", "--exact", "role_scripted_client", "--nocapture"]);
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "role_scripted_client",
+        "--nocapture",
+    ]);
     cmd.env(
         "NETBOOT_DHCP_SCRIPT",
         format!("{scenario},{},{}", net.a_addr, net.b_addr),
