@@ -80,7 +80,7 @@ fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
 /// Reports duplicate sections; returns lts5's first section for each name (what getltscfg's
 /// lookups find), which the `LIKE` check reuses.
 fn duplicate_sections<'d>(doc: &'d Document<'_>, out: &mut Vec<Diagnostic>) -> NameMap<'d> {
-    let mut seen = NameMap::default();
+    let mut seen = NameMap::with_capacity_and_hasher(doc.sections.len(), Default::default());
     for (i, s) in doc.sections.iter().enumerate() {
         if s.unnamed {
             continue;
@@ -130,16 +130,19 @@ fn lost(first: &crate::Section<'_>, again: &crate::Section<'_>) -> Diagnostic {
 fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
     let n = doc.sections.len();
     let by_name = |name: &str| first.get(&Key(name, Fold::Ascii)).copied();
-    // Edges: (target section, entry index) per section; only the first of duplicate sections
-    // is reachable, like getltscfg.
-    let mut edges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
-    for (i, s) in doc.sections.iter().enumerate() {
+    // Edges (target section, entry index), grouped by section: section `i`'s are
+    // `edges[at[i]..at[i + 1]]`. Only the first of duplicate sections is reachable, like
+    // getltscfg.
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    let mut at: Vec<usize> = Vec::with_capacity(n + 1);
+    for s in &doc.sections {
+        at.push(edges.len());
         for (k, e) in s.entries.iter().enumerate() {
             if e.kind != EntryKind::Like {
                 continue;
             }
             match by_name(e.value.raw) {
-                Some(t) => edges[i].push((t, k)),
+                Some(t) => edges.push((t, k)),
                 None => out.push(Diagnostic::warning(
                     Kind::LikeMissing,
                     e.value.span,
@@ -151,6 +154,7 @@ fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+    at.push(edges.len());
     // Iterative DFS (a 10,000-long LIKE chain must not overflow the stack).
     #[derive(Clone, Copy, PartialEq)]
     enum Color {
@@ -168,7 +172,7 @@ fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
         stack.push((root, 0));
         color[root] = Color::Grey;
         while let Some(&mut (v, ref mut next)) = stack.last_mut() {
-            if let Some(&(t, k)) = edges[v].get(*next) {
+            if let Some(&(t, k)) = edges[at[v]..at[v + 1]].get(*next) {
                 *next += 1;
                 match color[t] {
                     Color::White => {

@@ -218,7 +218,7 @@ impl<'d, 'a> Resolver<'d, 'a> {
     /// Indexes `doc` (one pass over its sections).
     pub fn new(doc: &'d Document<'a>) -> Resolver<'d, 'a> {
         let s = &doc.sections;
-        let mut exact = NameMap::default();
+        let mut exact = NameMap::with_capacity_and_hasher(s.len(), Default::default());
         let mut globs = Vec::new();
         let mut function: Vec<usize> = (0..s.len()).collect();
         match doc.dialect {
@@ -236,7 +236,7 @@ impl<'d, 'a> Resolver<'d, 'a> {
                 }
             }
             Dialect::Ltsp19 => {
-                let mut last = NameMap::default();
+                let mut last = NameMap::with_capacity_and_hasher(s.len(), Default::default());
                 for (i, sec) in s.iter().enumerate() {
                     if sec.unnamed {
                         continue;
