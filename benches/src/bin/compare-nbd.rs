@@ -18,7 +18,7 @@
 
 use netboot_nbd::wire;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,13 +65,12 @@ fn parse_opts() -> Opts {
     o
 }
 
-#[derive(Clone, Copy)]
-enum Addr<'a> {
-    Unix(&'a Path),
+enum Addr {
+    Unix(PathBuf),
     Tcp(u16),
 }
 
-impl Addr<'_> {
+impl Addr {
     fn uri(&self) -> String {
         match self {
             Addr::Unix(p) => format!("nbd+unix:///?socket={}", p.display()),
@@ -112,7 +111,7 @@ fn free_port() -> u16 {
         .unwrap_or(20809)
 }
 
-fn start(name: &'static str, argv: &[String], addr: Addr) -> Option<Server> {
+fn start(name: &'static str, argv: &[String], addr: &Addr) -> Option<Server> {
     let child = Command::new(&argv[0])
         .args(&argv[1..])
         .env("RUST_LOG", "warn")
@@ -165,14 +164,14 @@ fn run_ok(cmd: &mut Command) -> bool {
 }
 
 /// MiB/s of `nbdcopy URI null:`.
-fn sequential(addr: Addr, mib: u64) -> Option<f64> {
+fn sequential(addr: &Addr, mib: u64) -> Option<f64> {
     let t = Instant::now();
     run_ok(Command::new("nbdcopy").arg(addr.uri()).arg("null:"))
         .then(|| mib as f64 / t.elapsed().as_secs_f64())
 }
 
 /// Aggregate MiB/s of `clients` concurrent single-connection full reads.
-fn storm(addr: Addr, mib: u64, clients: usize) -> Option<f64> {
+fn storm(addr: &Addr, mib: u64, clients: usize) -> Option<f64> {
     let t = Instant::now();
     let kids: Vec<_> = (0..clients)
         .filter_map(|_| {
@@ -194,7 +193,7 @@ fn storm(addr: Addr, mib: u64, clients: usize) -> Option<f64> {
 }
 
 /// IOPS of 4 KiB random reads, 32 in flight, simple replies, one connection.
-fn random_reads(addr: Addr, size: u64, total: u64) -> Option<f64> {
+fn random_reads(addr: &Addr, size: u64, total: u64) -> Option<f64> {
     let mut s = addr.connect().ok()?;
     let mut g = [0u8; wire::GREETING_LEN];
     s.read_exact(&mut g).ok()?;
@@ -347,23 +346,22 @@ fn main() {
     ];
     let mut table: Vec<(String, String, f64, f64, f64, f64)> = Vec::new();
     for transport in &o.transports {
-        for (name, argv, preload) in &peers {
-            let sock = dir.join("s.sock");
+        // All servers run at once and every run visits each in turn, so a change in the
+        // machine's load during the run hits them alike.
+        let mut live: Vec<(Server, Addr)> = Vec::new();
+        for (k, (name, argv, preload)) in peers.iter().enumerate() {
+            let sock = dir.join(format!("s{k}.sock"));
             let _ = std::fs::remove_file(&sock);
             let port = free_port();
+            let sockarg = sock.display().to_string();
             let (addr, listen): (Addr, Vec<String>) = match (transport.as_str(), *name) {
-                ("unix", n) if n.starts_with("netboot") => (
-                    Addr::Unix(&sock),
-                    vec!["--unix".into(), sock.display().to_string()],
-                ),
-                ("unix", n) if n.starts_with("nbdkit") => (
-                    Addr::Unix(&sock),
-                    vec!["-U".into(), sock.display().to_string()],
-                ),
-                ("unix", _) => (
-                    Addr::Unix(&sock),
-                    vec!["-k".into(), sock.display().to_string()],
-                ),
+                ("unix", n) if n.starts_with("netboot") => {
+                    (Addr::Unix(sock), vec!["--unix".into(), sockarg])
+                }
+                ("unix", n) if n.starts_with("nbdkit") => {
+                    (Addr::Unix(sock), vec!["-U".into(), sockarg])
+                }
+                ("unix", _) => (Addr::Unix(sock), vec!["-k".into(), sockarg]),
                 (_, n) if n.starts_with("netboot") => (
                     Addr::Tcp(port),
                     vec!["--listen".into(), format!("127.0.0.1:{port}")],
@@ -387,18 +385,18 @@ fn main() {
                     ],
                 ),
             };
-            let Some(server) = start(name, &argv(&listen), addr) else {
+            let Some(server) = start(name, &argv(&listen), &addr) else {
                 continue;
             };
             if *preload && !run_ok(Command::new("nbdcopy").arg(&imgs).arg(addr.uri())) {
                 eprintln!("{name}: preload failed (skipped)");
                 continue;
             }
-            let mut seq = Vec::new();
-            let mut st = Vec::new();
-            let mut rnd = Vec::new();
-            let mut eff = Vec::new();
-            for _ in 0..o.runs {
+            live.push((server, addr));
+        }
+        let mut samples: Vec<[Vec<f64>; 4]> = live.iter().map(|_| Default::default()).collect();
+        for _ in 0..o.runs {
+            for ((server, addr), [seq, st, rnd, eff]) in live.iter().zip(samples.iter_mut()) {
                 seq.extend(sequential(addr, o.size_mib));
                 let c0 = cpu_secs(server.child.id());
                 if let Some(v) = storm(addr, o.size_mib, o.storm) {
@@ -408,6 +406,8 @@ fn main() {
                 }
                 rnd.extend(random_reads(addr, size, o.random_reqs));
             }
+        }
+        for ((server, _), [seq, st, rnd, eff]) in live.iter().zip(samples) {
             let row = (
                 server.name.to_string(),
                 transport.clone(),
