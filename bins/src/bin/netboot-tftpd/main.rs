@@ -361,6 +361,9 @@ async fn listen(
 ) -> anyhow::Result<()> {
     let local = sock.local_addr()?;
     let mut buf = vec![0u8; 65536];
+    // Refusals are logged at most once a second with a count, so a flood cannot flood the log.
+    let mut refused = 0u64;
+    let mut last_refusal_log: Option<std::time::Instant> = None;
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -397,7 +400,12 @@ async fn listen(
             }
         };
         if busy {
-            tracing::warn!(client = %peer, "session limit reached, request refused");
+            refused += 1;
+            if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(client = %peer, refused, "session limit reached, requests refused");
+                last_refusal_log = Some(std::time::Instant::now());
+                refused = 0;
+            }
             let mut out = [0u8; 64];
             let len = wire::emit_error(&mut out, ErrorCode::UNDEFINED, "Server busy, try later");
             let _ = sock.send_to(&out[..len], peer).await;
