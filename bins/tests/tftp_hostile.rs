@@ -664,3 +664,60 @@ fn ipxe_sequence_past_65535_blocks_of_1432_wraps_to_zero() {
         file.len()
     );
 }
+
+#[test]
+fn rollover_to_one_backslash_mapping_and_the_transfer_time_cap() {
+    let root = Scratch::new("flags");
+    make_root(&root.0);
+    let (_srv, addr) = start_loopback(&root.0, &["--rollover", "1", "--map-backslash"]);
+    // --rollover 1: 65535 is followed by 1.
+    let c = client("127.0.0.1:0", ms(2000));
+    let req = request(
+        1,
+        b"rollover",
+        "octet",
+        &[("blksize", "16"), ("windowsize", "16")],
+    );
+    let f = fetch_wrapping(&c, addr, &req, 16, 16, false, ms(60_000), 1);
+    let want = std::fs::read(root.path("rollover")).unwrap();
+    assert!(
+        f.data == want,
+        "error {:?} after {} blocks",
+        f.error,
+        f.blocks.len()
+    );
+    assert_eq!(&f.blocks[65_534..65_537], [65_535, 1, 2]);
+    // --map-backslash: `sub\deeper\file` is `sub/deeper/file`; traversal stays refused.
+    let c = client("127.0.0.1:0", ms(2000));
+    let f = fetch(
+        &c,
+        addr,
+        &request(1, b"sub\\deeper\\file", "octet", &[]),
+        512,
+        1,
+        false,
+        ms(5000),
+    );
+    assert_eq!(f.data, std::fs::read(root.path("sub/deeper/file")).unwrap());
+    let (reply, _) = ask(
+        &c,
+        addr,
+        &request(1, b"..\\..\\etc\\hostname", "octet", &[]),
+    )
+    .unwrap();
+    assert_eq!(error_code(&reply), Some(2));
+    // --max-transfer-secs 1: a client that ACKs every 300 ms gets ERROR 0 after about 1 s.
+    let (_srv, addr) = start_loopback(&root.0, &["--max-transfer-secs", "1"]);
+    let c = client("127.0.0.1:0", ms(2000));
+    let (mut d, session) = ask(&c, addr, &request(1, b"medium", "octet", &[])).unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 600];
+    while error_code(&d).is_none() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(ms(300));
+        c.send_to(&[0, 4, d[2], d[3]], session).unwrap();
+        let (n, _) = c.recv_from(&mut buf).unwrap();
+        d = buf[..n].to_vec();
+    }
+    assert_eq!(error_code(&d), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}

@@ -210,6 +210,22 @@ pub fn fetch(
     dup_acks: bool,
     limit: Duration,
 ) -> Fetch {
+    fetch_wrapping(sock, server, req, blksize, window, dup_acks, limit, 0)
+}
+
+/// [`fetch`] for a server whose block numbers go from 65535 to `wrap_to` (0 or 1).
+#[allow(clippy::too_many_arguments)]
+pub fn fetch_wrapping(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    req: &[u8],
+    blksize: usize,
+    window: usize,
+    dup_acks: bool,
+    limit: Duration,
+    wrap_to: u16,
+) -> Fetch {
+    let next = |b: u16| if b == 65535 { wrap_to } else { b + 1 };
     let mut f = Fetch::default();
     sock.send_to(req, server).unwrap();
     let mut buf = vec![0u8; 70_000];
@@ -250,12 +266,17 @@ pub fn fetch(
                 f.blocks.push(block);
                 if block != expect {
                     in_window = 0;
-                    ack(expect.wrapping_sub(1), from);
+                    let prev = if expect == wrap_to && !f.data.is_empty() {
+                        65535
+                    } else {
+                        expect.wrapping_sub(1)
+                    };
+                    ack(prev, from);
                     continue;
                 }
                 let payload = &d[4..];
                 f.data.extend_from_slice(payload);
-                expect = expect.wrapping_add(1);
+                expect = next(expect);
                 in_window += 1;
                 let last = payload.len() < blksize;
                 if last || in_window == window {

@@ -619,3 +619,25 @@ fn final_ack_dally_re_acks_a_retransmitted_last_block() {
     rx.handle_timeout(t);
     assert!(rx.is_closed());
 }
+
+#[test]
+fn windowed_rollover_to_one() {
+    let file = file_of(16 * 65_600 + 5);
+    let cfg = Config {
+        rollover: Rollover::ToOne,
+        ..Config::default()
+    };
+    let opts = [("blksize", "16"), ("windowsize", "16")];
+    let run = fetch(&rrq("octet", &opts), &file, &cfg, false, |_, _| false);
+    assert_eq!(run.outcome, Some(Outcome::Complete));
+    assert!(
+        run.client.got == file,
+        "{} of {} bytes",
+        run.client.got.len(),
+        file.len()
+    );
+    assert_eq!(
+        &run.trace.data_blocks[65_533..65_537],
+        [65_534, 65_535, 1, 2]
+    );
+}
