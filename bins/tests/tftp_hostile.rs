@@ -229,7 +229,9 @@ fn duplicate_acks_cause_no_duplicate_data() {
     let root = Scratch::new("sas");
     let file = bytes(1024 * 512 + 100, 9);
     std::fs::write(root.path("f"), &file).unwrap();
-    let (_srv, addr) = start_loopback(&root.0, &[]);
+    // A long retransmission timeout: on a loaded machine a legitimate timer resend must not
+    // be mistaken for a duplicate caused by the doubled ACKs.
+    let (_srv, addr) = start_loopback(&root.0, &["--timeout-ms", "5000"]);
     for (opts, ws) in [(vec![], 1), (vec![("windowsize", "8")], 8)] {
         let c = client("127.0.0.1:0", ms(300));
         let f = fetch(
@@ -430,8 +432,12 @@ fn a_flood_of_unacked_requests_is_bounded_and_others_are_still_served() {
         "octet",
         &[("blksize", "65464"), ("windowsize", "64")],
     );
-    for s in &flooders {
-        s.send_to(&req, addr).unwrap();
+    // In bursts of 50, so the listener's receive queue does not drop most of them.
+    for burst in flooders.chunks(50) {
+        for s in burst {
+            s.send_to(&req, addr).unwrap();
+        }
+        std::thread::sleep(ms(10));
     }
     // A normal client from another address is served during the flood.
     let normal = client("127.0.0.2:0", ms(2000));
@@ -480,10 +486,11 @@ fn a_flood_of_unacked_requests_is_bounded_and_others_are_still_served() {
     drop(srv);
     let log = server_log(&root.0);
     let timed_out = log.matches("outcome=TimedOut").count();
+    eprintln!("flood sessions that ran and timed out: {timed_out}");
     // Some requests of the burst are dropped by the kernel (listener queue full); most
     // become live sessions at once.
     assert!(
-        timed_out >= 200,
+        timed_out >= 300,
         "the flood's sessions ran and ended by timeout: {timed_out}"
     );
 }
