@@ -351,3 +351,28 @@ fn include_is_followed_like_getltscfg() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn list_prints_a_family_in_ltsp_order() {
+    let dir = std::env::temp_dir().join(format!("ltsconf-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lts.conf");
+    // A byte-order sort would put RCFILE_10 before RCFILE_2; LTSP's `sort -V` does not.
+    std::fs::write(
+        &file,
+        "[Default]\n RCFILE_10 = \"ten\"\n RCFILE_2 = \"two\"\n FSTAB_1 = \"a b\"\n\
+         [52:54:00:12:34:56]\n RCFILE_1 = \"one\"\n RCFILE_2 = NONE\n",
+    )
+    .unwrap();
+    let f = file.to_string_lossy();
+    let o = ltsconf(&["list", "RCFILE", &f]);
+    assert_eq!((code(&o), text(&o.stdout)), (0, "two\nten\n".to_string()));
+    // The MAC section adds RCFILE_1 and unsets RCFILE_2; a trailing `_` is accepted.
+    let o = ltsconf(&["list", "--mac", "52-54-00-12-34-56", "RCFILE_", &f]);
+    assert_eq!(text(&o.stdout), "one\nten\n");
+    let o = ltsconf(&["list", "-0", "FSTAB", &f]);
+    assert_eq!(o.stdout, b"a b\0");
+    let o = ltsconf(&["list", "CRONTAB", &f]);
+    assert_eq!((code(&o), text(&o.stdout)), (0, String::new()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

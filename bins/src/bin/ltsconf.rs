@@ -17,6 +17,7 @@ Examples:
   ltsconf resolve --hostname pc01 --ip 10.0.0.5 lts.conf        (JSON)
   eval \"$(ltsconf resolve --mac $MAC --format shell lts.conf)\"
   ltsconf explain --mac 52:54:00:12:34:56 KEEP_SYSTEM_SERVICES lts.conf
+  ltsconf list --mac 52:54:00:12:34:56 RCFILE lts.conf >> /etc/rc.local
 
 Exit status: 0 fine (warnings allowed), 1 the file has errors, 2 usage or I/O error.";
 
@@ -63,6 +64,30 @@ enum Command {
         /// syntax error and drop the rest.
         #[arg(long)]
         lenient: bool,
+        /// The lts.conf or ltsp.conf file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the values of a numbered family (RCFILE, FSTAB, PREINIT, ...) for one client,
+    /// one per line, in the order LTSP runs them (lts5: `sort -V`, so RCFILE_2 before
+    /// RCFILE_10).
+    ///
+    /// What LTSP's `env | sort -V | sed -n 's/^RCFILE_[^=]*=//p'` produced, without its
+    /// breakage on values holding newlines (use -0 for those).
+    List {
+        #[command(flatten)]
+        dialect: DialectArg,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Resolve files with errors as getltscfg would (see `resolve --lenient`).
+        #[arg(long)]
+        lenient: bool,
+        /// End each value with NUL instead of a newline.
+        #[arg(short = '0', long = "null")]
+        null: bool,
+        /// The family, e.g. RCFILE (a trailing `_` is optional).
+        #[arg(value_name = "FAMILY")]
+        family: String,
         /// The lts.conf or ltsp.conf file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -132,6 +157,14 @@ fn main() -> ExitCode {
             lenient,
             file,
         } => resolve_cmd(dialect.dialect, &client, format, lenient, &file),
+        Command::List {
+            dialect,
+            client,
+            lenient,
+            null,
+            family,
+            file,
+        } => list_cmd(dialect.dialect, &client, lenient, null, &family, &file),
         Command::Explain {
             dialect,
             client,
@@ -457,6 +490,36 @@ fn resolve_cmd(
             }
         }
     }
+    Ok(EXIT_OK)
+}
+
+fn list_cmd(
+    dialect: Option<DialectName>,
+    args: &ClientArgs,
+    lenient: bool,
+    null: bool,
+    family: &str,
+    path: &Path,
+) -> Result<u8> {
+    let (mac, ip, hostname) = client_ids(args)?;
+    let client = Client {
+        mac: mac.as_deref(),
+        ip,
+        hostname,
+    };
+    let input = Input::open(dialect, path)?;
+    let Some(doc) = load(&input, lenient) else {
+        return Ok(EXIT_INVALID);
+    };
+    let prefix = format!("{}_", family.trim_end_matches('_'));
+    let r = resolve(&doc, &client);
+    let end = if null { '\0' } else { '\n' };
+    let mut out = String::new();
+    for v in r.list(&prefix) {
+        out.push_str(&v.value);
+        out.push(end);
+    }
+    print!("{out}");
     Ok(EXIT_OK)
 }
 
