@@ -1,6 +1,11 @@
 //! Shared plumbing for netboot's reference binaries (`netbootd`, `netboot-dhcpd`,
 //! `netboot-tftpd`, `netboot-nbdd`, `ltsconf`): logging set-up and exit codes. Each binary
-//! lives in `src/bin/` and is a thin driver around one of the protocol crates.
+//! lives in `src/bin/` and is a thin main around a server module here ([`dhcpd`], [`tftpd`],
+//! [`nbdd`]), so `netbootd` can compose all three on one runtime from one config file.
+
+pub mod dhcpd;
+pub mod nbdd;
+pub mod tftpd;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -18,4 +23,18 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A future that completes on SIGTERM or SIGINT (the handlers are installed at once, inside
+/// a tokio runtime, so a signal that arrives before the future is polled is not lost).
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + use<>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("terminated"),
+            _ = int.recv() => tracing::info!("interrupted"),
+        }
+    })
 }

@@ -1,4 +1,5 @@
-//! `netboot-tftpd`: a read-mostly TFTP server for network boot, built on `netboot-tftp`.
+//! The TFTP server (`netboot-tftpd`, and `[tftp]` in `netbootd`): a read-mostly TFTP server
+//! for network boot, built on `netboot-tftp`.
 //!
 //! One event loop (tokio; single-threaded unless `--threads` says otherwise): listening
 //! sockets hand each request to a session task with its own port; no thread or process per
@@ -12,28 +13,30 @@ mod fs;
 mod session;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use netboot_tftp::engine::{Config, Rollover};
+use netboot_tftp::engine::{Config as EngineConfig, Rollover};
 use netboot_tftp::wire::{self, ErrorCode, Repr};
 use tokio::net::UdpSocket;
 
 /// TFTP server for network boot (RFC 1350, 2347, 2348, 2349, 7440).
+///
+/// The settings, from flags ([`settings_from_cli`]) or a [`Config`] ([`settings_from_config`]).
 #[derive(Debug, Parser)]
 #[command(name = "netboot-tftpd", version)]
-struct Args {
+pub struct Args {
     /// Directory served; nothing outside it is ever reachable (required, here or in the
     /// config file).
     #[arg(long)]
-    root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// Address to listen on, IPv4 or IPv6 (repeatable); default port 69.
     #[arg(
         long = "listen",
@@ -86,14 +89,25 @@ struct Args {
     /// Event-loop threads (fixed, never one per transfer): 1 runs everything on a single
     /// thread; more spread sessions over that many threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    threads: u16,
+    pub threads: u16,
     /// TOML file with any of the settings above (kebab-case keys); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the settings (flags and config file) and the root, print every problem, and
     /// exit: 0 when all is well, 1 otherwise.
     #[arg(long)]
-    check_config: bool,
+    pub check_config: bool,
+}
+
+/// The TFTP settings as a TOML table: the same keys as the flags, in kebab-case (the
+/// `--config` file of `netboot-tftpd`, or `[tftp]` in `netbootd`'s). Unknown keys are errors.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Config(config::FileConfig);
+
+/// Loads a `--config` file.
+pub fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    config::load(path).map(Config)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -109,9 +123,9 @@ enum RolloverArg {
 }
 
 /// What every session needs, shared read-only.
-pub struct Ctx {
+struct Ctx {
     root: OwnedFd,
-    engine: Config,
+    engine: EngineConfig,
     map_backslash: bool,
     allow_write: bool,
     allow_overwrite: bool,
@@ -125,7 +139,7 @@ struct Table {
 }
 
 /// Holds a session's place in the [`Table`]; frees it on drop, however the session ends.
-pub struct SessionGuard {
+struct SessionGuard {
     table: Arc<Mutex<Table>>,
     peer: SocketAddr,
 }
@@ -145,49 +159,13 @@ impl Drop for SessionGuard {
 
 /// Parses the flags and merges the config file under them: a key from the file applies
 /// only where the flag was not given on the command line.
-fn settings() -> Result<Args, Vec<String>> {
+pub fn settings_from_cli() -> Result<Args, Vec<String>> {
     let matches = Args::command().get_matches();
     let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(path) = args.config.clone() {
         let file = config::load(&path).map_err(|e| vec![e])?;
         let from_file = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
-        macro_rules! merge {
-            ($($field:ident),*) => {$(
-                if let Some(v) = file.$field {
-                    if from_file(stringify!($field)) {
-                        args.$field = v.into();
-                    }
-                }
-            )*};
-        }
-        merge!(
-            root,
-            listen,
-            max_sessions,
-            max_sessions_per_client,
-            max_blksize,
-            max_windowsize,
-            max_window_bytes,
-            max_transfer_secs,
-            timeout_ms,
-            retries,
-            allow_write,
-            allow_overwrite,
-            max_upload_bytes,
-            map_backslash,
-            max_request_len,
-            threads
-        );
-        if let Some(r) = file.rollover
-            && from_file("rollover")
-        {
-            args.rollover = RolloverArg::from_str(&r, false).map_err(|_| {
-                vec![format!(
-                    "{}: rollover = {r:?}: expected \"0\", \"1\" or \"refuse\"",
-                    path.display()
-                )]
-            })?;
-        }
+        merge(&mut args, file, &path.display().to_string(), from_file)?;
     }
     let problems = validate(&args);
     if problems.is_empty() {
@@ -195,6 +173,65 @@ fn settings() -> Result<Args, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// The settings from a config table alone: the flags' defaults where it is silent. `origin`
+/// names it in problems (a file, or a file's `[tftp]` table).
+pub fn settings_from_config(config: Config, origin: &str) -> Result<Args, Vec<String>> {
+    let mut args = Args::parse_from(["netboot-tftpd"]);
+    merge(&mut args, config.0, origin, |_| true)?;
+    let problems = validate(&args);
+    if problems.is_empty() {
+        Ok(args)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Copies every key the file sets into `args` where `from_file(flag id)` allows it.
+fn merge(
+    args: &mut Args,
+    file: config::FileConfig,
+    origin: &str,
+    from_file: impl Fn(&str) -> bool,
+) -> Result<(), Vec<String>> {
+    macro_rules! merge {
+        ($($field:ident),*) => {$(
+            if let Some(v) = file.$field {
+                if from_file(stringify!($field)) {
+                    args.$field = v.into();
+                }
+            }
+        )*};
+    }
+    merge!(
+        root,
+        listen,
+        max_sessions,
+        max_sessions_per_client,
+        max_blksize,
+        max_windowsize,
+        max_window_bytes,
+        max_transfer_secs,
+        timeout_ms,
+        retries,
+        allow_write,
+        allow_overwrite,
+        max_upload_bytes,
+        map_backslash,
+        max_request_len,
+        threads
+    );
+    if let Some(r) = file.rollover
+        && from_file("rollover")
+    {
+        args.rollover = RolloverArg::from_str(&r, false).map_err(|_| {
+            vec![format!(
+                "{origin}: rollover = {r:?}: expected \"0\", \"1\" or \"refuse\""
+            )]
+        })?;
+    }
+    Ok(())
 }
 
 /// Every problem with the merged settings (the flags' own ranges do not cover file values).
@@ -240,47 +277,6 @@ fn validate(args: &Args) -> Vec<String> {
     p
 }
 
-fn main() -> ExitCode {
-    netboot_bins::init_logging();
-    let args = match settings() {
-        Ok(args) => args,
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("netboot-tftpd: {problem}");
-            }
-            return ExitCode::from(netboot_bins::EXIT_INVALID);
-        }
-    };
-    if args.check_config {
-        println!("netboot-tftpd: configuration ok");
-        return ExitCode::from(netboot_bins::EXIT_OK);
-    }
-    let rt = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads.into())
-            .enable_all()
-            .build()
-    };
-    let rt = match rt {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("netboot-tftpd: {e}");
-            return ExitCode::from(netboot_bins::EXIT_USAGE);
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => ExitCode::from(netboot_bins::EXIT_OK),
-        Err(e) => {
-            eprintln!("netboot-tftpd: {e:#}");
-            ExitCode::from(netboot_bins::EXIT_USAGE)
-        }
-    }
-}
-
 fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
@@ -306,11 +302,18 @@ fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     Ok(UdpSocket::from_std(sock.into())?)
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// Serves until `shutdown` completes, then stops accepting requests and gives transfers
+/// already running up to `drain` to finish before returning (the rest are dropped with the
+/// runtime).
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> anyhow::Result<()> {
     let root_dir = args.root.clone().unwrap_or_default();
     let root =
         fs::open_root(&root_dir).with_context(|| format!("--root {}", root_dir.display()))?;
-    let engine = Config {
+    let engine = EngineConfig {
         max_blksize: args.max_blksize,
         max_windowsize: args.max_windowsize,
         max_window_bytes: args.max_window_bytes,
@@ -344,12 +347,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(listen = %sock.local_addr()?, root = %root_dir.display(), write = args.allow_write, "serving");
         listeners.spawn(listen(sock, ctx.clone(), table.clone(), limits));
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = shutdown => {}
         Some(r) = listeners.join_next() => r??,
     }
+    listeners.abort_all();
+    let deadline = tokio::time::Instant::now() + drain;
+    loop {
+        let live = table.lock().unwrap_or_else(|e| e.into_inner()).peers.len();
+        if live == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(live, "transfers still running at shutdown, dropped");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("tftp stopped");
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use netboot_dhcp::lease::{Lease, LeaseStore};
 
-use crate::config::Durability;
+use super::config::Durability;
 
 /// An open journal.
 pub struct Journal {

@@ -1,5 +1,5 @@
-//! netboot-dhcpd: the DHCP/PXE server. A thin driver around `netboot_dhcp::server::Server`:
-//! sockets, the clock, the lease journal and the log.
+//! The DHCP/PXE server (`netboot-dhcpd`, and `[dhcp]` in `netbootd`): a thin driver around
+//! `netboot_dhcp::server::Server`: sockets, the clock, the lease journal and the log.
 //!
 //! One UDP socket per interface, bound to 0.0.0.0:67 with `SO_BINDTODEVICE` and
 //! `SO_BROADCAST`, so it sees broadcasts from clients without an address and its broadcasts
@@ -10,37 +10,27 @@
 //! writes everything queued with one `fdatasync` and only then sends those ACKs: no ACK leaves
 //! before its lease is durable, one sync covers every ACK waiting for it, and receiving never
 //! stops while the disk is busy.
+//!
+//! The server is blocking (plain threads): [`run`] returns once `shutdown` is set, after the
+//! committer has written and answered everything queued.
 
 mod config;
 mod journal;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use netboot_dhcp::lease::{Lease, LeaseStore};
 use netboot_dhcp::server::{
     CLIENT_PORT, Destination, Incoming, LeaseEvent, Output, PXE_PORT, Server,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::journal::Journal;
-
-/// DHCPv4 + PXE server for network-booted machines.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    /// The TOML configuration (see dhcp/examples/netboot-dhcpd.toml).
-    #[arg(long, short)]
-    config: PathBuf,
-    /// Check the configuration, print every problem as file:line:col, and exit.
-    #[arg(long)]
-    check_config: bool,
-}
+pub use config::{Config, Loaded, Problem, check, load};
+use journal::Journal;
 
 /// Datagrams taken per batch at most.
 const BATCH: usize = 64;
@@ -71,6 +61,9 @@ struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     durable: bool,
+    shutdown: Arc<AtomicBool>,
+    /// Set once every listener has stopped: from then on the queue only shrinks.
+    listeners_done: AtomicBool,
 }
 
 struct Listener {
@@ -78,50 +71,6 @@ struct Listener {
     interface: Arc<str>,
     local: Ipv4Addr,
     port: u16,
-}
-
-fn main() -> ExitCode {
-    netboot_bins::init_logging();
-    let cli = Cli::parse();
-    let text = match std::fs::read_to_string(&cli.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: {e}", cli.config.display());
-            return ExitCode::from(netboot_bins::EXIT_USAGE);
-        }
-    };
-    let loaded = match config::load(&text) {
-        Ok(l) => l,
-        Err(problems) => {
-            for p in problems {
-                eprintln!(
-                    "{}:{}:{}: {}",
-                    cli.config.display(),
-                    p.line,
-                    p.col,
-                    p.message
-                );
-            }
-            return ExitCode::from(netboot_bins::EXIT_INVALID);
-        }
-    };
-    if cli.check_config {
-        println!(
-            "{}: ok ({} subnets, {} hosts, {} boot rules)",
-            cli.config.display(),
-            loaded.engine.subnets.len(),
-            loaded.engine.hosts.len(),
-            loaded.engine.boot.rules.len()
-        );
-        return ExitCode::from(netboot_bins::EXIT_OK);
-    }
-    match run(loaded) {
-        Ok(()) => ExitCode::from(netboot_bins::EXIT_OK),
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::from(netboot_bins::EXIT_USAGE)
-        }
-    }
 }
 
 fn unix_now() -> u64 {
@@ -168,7 +117,10 @@ fn bind(interface: &str, port: u16) -> anyhow::Result<UdpSocket> {
     Ok(socket)
 }
 
-fn run(loaded: config::Loaded) -> anyhow::Result<()> {
+/// Serves until `shutdown` is set (checked at least once a second), then returns once every
+/// lease change already received is on disk and its reply sent. Blocking: call it on a thread
+/// of its own.
+pub fn run(loaded: Loaded, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let cfg = loaded.server;
     let mut server = Server::new(loaded.engine);
     let journal = match &cfg.lease_file {
@@ -222,25 +174,43 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
         durable: journal.is_some(),
+        shutdown,
+        listeners_done: AtomicBool::new(false),
     });
-    let mut threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>> = listeners
+    let committer = journal.map(|j| {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || commit_loop(j, &shared))
+    });
+    let threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>> = listeners
         .into_iter()
         .map(|l| {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || serve(&l, &shared))
         })
         .collect();
-    if let Some(j) = journal {
-        let shared = Arc::clone(&shared);
-        threads.push(std::thread::spawn(move || commit_loop(j, &shared)));
-    }
+    // Listeners first: once they have stopped, nothing more is queued, and the committer
+    // drains what is left.
+    let mut result = Ok(());
     for t in threads {
         match t.join() {
-            Ok(r) => r?,
-            Err(_) => bail!("a server thread panicked"),
+            Ok(r) => result = result.and(r),
+            Err(_) => result = result.and(Err(anyhow::anyhow!("a server thread panicked"))),
         }
     }
-    Ok(())
+    {
+        // Under the queue lock, so the committer cannot miss it between check and wait.
+        let _q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+        shared.listeners_done.store(true, Ordering::SeqCst);
+    }
+    shared.ready.notify_all();
+    if let Some(c) = committer {
+        match c.join() {
+            Ok(r) => result = result.and(r),
+            Err(_) => result = result.and(Err(anyhow::anyhow!("the committer panicked"))),
+        }
+        tracing::info!("lease journal flushed");
+    }
+    result
 }
 
 /// The group commit: takes everything queued since the last round, writes it with one
@@ -251,6 +221,10 @@ fn commit_loop(mut journal: Journal, shared: &Shared) -> anyhow::Result<()> {
         let batch = {
             let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             while q.leases.is_empty() && q.snapshot.is_none() && q.waiting.is_empty() {
+                // Set only after every listener has stopped: the queue is final.
+                if shared.listeners_done.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
             std::mem::take(&mut *q)
@@ -284,7 +258,7 @@ fn serve(l: &Listener, shared: &Shared) -> anyhow::Result<()> {
     let mut leases: Vec<Lease> = Vec::with_capacity(BATCH);
     // Changes since the last compaction, and the live lease count it left.
     let (mut changes, mut live_after) = (0usize, 0usize);
-    loop {
+    while !shared.shutdown.load(Ordering::SeqCst) {
         batch.clear();
         match l.socket.recv_from(&mut bufs[0]) {
             Ok((n, SocketAddr::V4(src))) => batch.push((n, src)),
@@ -381,6 +355,7 @@ fn serve(l: &Listener, shared: &Shared) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
 }
 
 /// Where a reply goes. A client without an address that did not ask for a broadcast should

@@ -17,14 +17,14 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::time::Sleep;
 
-use crate::fs::{self, Refusal};
-use crate::{Ctx, SessionGuard};
+use super::fs::{self, Refusal};
+use super::{Ctx, SessionGuard};
 
 /// Datagrams per `sendmmsg` call at most.
 const BATCH: usize = 64;
 
 /// Serves one request that arrived on a listening socket.
-pub async fn serve(
+pub(super) async fn serve(
     ctx: Arc<Ctx>,
     sock: UdpSocket,
     peer: SocketAddr,

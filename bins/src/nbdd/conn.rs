@@ -9,7 +9,7 @@
 //! replies, and payloads read into buffers are bounded by a per-connection byte budget: that is
 //! what one client can make the server hold.
 
-use crate::export::{Payload, ServedExport, Storage};
+use super::export::{Payload, ServedExport, Storage};
 use bytes::{Buf, BytesMut};
 use netboot_nbd::engine::{Command, Config, Connection, Event, Fatal, Header, Request, Step};
 use netboot_nbd::wire::errno;

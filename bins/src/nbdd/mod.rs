@@ -1,5 +1,5 @@
-//! `netboot-nbdd`: an NBD server for network-booted machines, a thin tokio driver around the
-//! `netboot-nbd` engine.
+//! The NBD server (`netboot-nbdd`, and `[nbd]` in `netbootd`): a thin tokio driver around
+//! the `netboot-nbd` engine.
 //!
 //! Listens on TCP (default `[::]:10809`, IPv4 and IPv6), on a Unix socket, on sockets passed by
 //! systemd-style socket activation (`LISTEN_FDS`/`LISTEN_PID`), or serves one client on
@@ -11,83 +11,93 @@ mod export;
 use anyhow::{Context, bail};
 use clap::Parser;
 use conn::Shared;
-use netboot_nbd::engine::{Config, Limits};
+use netboot_nbd::engine::{Config as EngineConfig, Limits};
+use serde::Deserialize;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// NBD server: read-only boot images from files or RAM, copy-on-write overlays, RAM disks.
-#[derive(Debug, Parser)]
+///
+/// The settings, as flags or as a TOML table (`[nbd]` in `netbootd`'s file: the flags'
+/// names in kebab-case, `export` and `ramdisk` as lists of the same specs; unknown keys are
+/// errors, missing ones take the flags' defaults).
+#[derive(Debug, Parser, Deserialize)]
 #[command(name = "netboot-nbdd", version)]
-struct Args {
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
     /// TCP address to listen on (repeatable). Default `[::]:10809` (IPv4 too) unless another
     /// listener is given.
     #[arg(long, value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
+    pub listen: Vec<SocketAddr>,
     /// Unix socket to listen on.
     #[arg(long, value_name = "PATH")]
-    unix: Option<PathBuf>,
+    pub unix: Option<PathBuf>,
     /// Serve one client on stdin/stdout, then exit.
     #[arg(long)]
-    stdio: bool,
+    #[serde(skip)]
+    pub stdio: bool,
     /// An export: `NAME=PATH[,ram][,cow][,rw][,desc=TEXT]`. Default read-only from the file;
     /// `ram` loads it once and all clients share those bytes; `cow` gives each connection a
     /// private RAM overlay; `rw` writes through to the file. The first export is the default.
     #[arg(long, value_name = "SPEC")]
-    export: Vec<String>,
+    pub export: Vec<String>,
     /// An empty writable RAM disk shared by all clients: `NAME=SIZE` (e.g. `scratch=1G`).
     #[arg(long, value_name = "NAME=SIZE")]
-    ramdisk: Vec<String>,
+    pub ramdisk: Vec<String>,
     /// Seconds a client may take to finish the handshake.
     #[arg(long, default_value_t = 10)]
-    handshake_timeout: u64,
+    pub handshake_timeout: u64,
     /// Options per connection before disconnecting.
     #[arg(long, default_value_t = 64)]
-    max_options: u32,
+    pub max_options: u32,
     /// Largest option data accepted, bytes.
     #[arg(long, default_value_t = 65536)]
-    max_option_len: u32,
+    pub max_option_len: u32,
     /// Largest READ/WRITE payload, bytes (advertised as the maximum block size).
     #[arg(long, default_value_t = 32 << 20)]
-    max_payload: u32,
+    pub max_payload: u32,
     /// Requests served per batch before their replies are sent (per connection).
     #[arg(long, default_value_t = 64)]
-    max_in_flight: usize,
+    pub max_in_flight: usize,
     /// Simultaneous connections; more are closed at once.
     #[arg(long, default_value_t = 4096)]
-    max_connections: usize,
+    pub max_connections: usize,
     /// Refuse NBD_OPT_LIST (export names stay private).
     #[arg(long)]
-    no_list: bool,
+    pub no_list: bool,
     /// Worker threads (default: one per CPU).
     #[arg(long)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
 }
 
-fn main() -> ExitCode {
-    netboot_bins::init_logging();
-    let args = Args::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        rt.worker_threads(n.max(1));
+impl Default for Config {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Config::parse_from(["netboot-nbdd"])
     }
-    let rt = match rt.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("runtime: {e}");
-            return ExitCode::from(netboot_bins::EXIT_USAGE);
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => ExitCode::from(netboot_bins::EXIT_OK),
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::from(netboot_bins::EXIT_USAGE)
+}
+
+/// Every problem with the exports (each spec parsed, the files opened) without serving.
+pub fn check(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for spec in &config.export {
+        if let Err(e) = export::parse_export(spec) {
+            problems.push(format!("export {spec:?}: {e:#}"));
         }
     }
+    for spec in &config.ramdisk {
+        if let Err(e) = export::parse_ramdisk(spec) {
+            problems.push(format!("ramdisk {spec:?}: {e:#}"));
+        }
+    }
+    if config.export.is_empty() && config.ramdisk.is_empty() {
+        problems.push("no exports: give export NAME=PATH or ramdisk NAME=SIZE".into());
+    }
+    problems
 }
 
 /// Raises the soft open-files limit to the hard one: each client is a descriptor.
@@ -100,7 +110,14 @@ fn raise_nofile() {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// Serves until `shutdown` completes, then stops accepting and gives open connections up to
+/// `drain` to close before returning: a client that powered off never closes its connection,
+/// so the wait is bounded and what is left is dropped with the runtime.
+pub async fn run(
+    args: Config,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> anyhow::Result<()> {
     let mut exports = Vec::new();
     for spec in &args.export {
         exports.push(export::parse_export(spec)?);
@@ -111,7 +128,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if exports.is_empty() {
         bail!("no exports: give --export NAME=PATH or --ramdisk NAME=SIZE");
     }
-    let config = Config {
+    let config = EngineConfig {
         exports: exports.iter().map(|e| e.export.clone()).collect(),
         limits: Limits {
             max_options: args.max_options,
@@ -188,16 +205,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tasks.spawn(accept_tcp(l, shared.clone(), limit.clone()));
     }
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, exiting"),
-        _ = term.recv() => tracing::info!("terminated, exiting"),
+        _ = shutdown => {}
         r = tasks.join_next() => {
             if let Some(Ok(Err(e))) = r {
                 return Err(e);
             }
         }
     }
+    tasks.abort_all();
+    let deadline = tokio::time::Instant::now() + drain;
+    loop {
+        let open = args.max_connections - limit.available_permits();
+        if open == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(open, "connections still open at shutdown, dropped");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("nbd stopped");
     Ok(())
 }
 

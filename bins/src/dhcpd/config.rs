@@ -4,15 +4,21 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use netboot_dhcp::server::{BootPolicy, BootRule, Config, Host, Subnet};
+use netboot_dhcp::server::{BootPolicy, BootRule, Config as EngineConfig, Host, Subnet};
 use netboot_dhcp::wire::LeaseTime;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The whole file.
+/// The DHCP server's configuration as written: the whole `netboot-dhcpd` file, or the
+/// `[dhcp]` table of `netbootd`'s. Unknown keys are errors. [`check`] turns it into what the
+/// server runs.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Config(File);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File {
+struct File {
     #[serde(default)]
     pub server: ServerSection,
     #[serde(default)]
@@ -142,16 +148,20 @@ pub struct HostSection {
 /// A configuration problem with its place in the file.
 #[derive(Debug)]
 pub struct Problem {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub col: usize,
+    /// What is wrong.
     pub message: String,
 }
 
-/// Everything the daemon needs from the file.
+/// Everything the server needs from the file, checked.
 #[derive(Debug)]
 pub struct Loaded {
-    pub engine: Config,
-    pub server: ServerSection,
+    /// The engine's configuration.
+    pub engine: EngineConfig,
+    pub(super) server: ServerSection,
 }
 
 fn place(text: &str, offset: usize) -> (usize, usize) {
@@ -186,10 +196,18 @@ fn parse_mac(s: &str) -> Option<Vec<u8>> {
 
 /// Parses and checks `text`; returns every problem found, not just the first.
 pub fn load(text: &str) -> Result<Loaded, Vec<Problem>> {
-    let file: File = toml::from_str(text).map_err(|e| {
+    let config: Config = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         vec![problem(text, span, e.message().to_owned())]
     })?;
+    check(text, config)
+}
+
+/// Checks a parsed configuration; `text` is the document it was parsed from (the places in
+/// problems are taken from it, so a `[dhcp]` table inside a larger file reports lines of
+/// that file).
+pub fn check(text: &str, config: Config) -> Result<Loaded, Vec<Problem>> {
+    let file = config.0;
     let mut problems = Vec::new();
     let mut subnets = Vec::new();
     for s in &file.subnet {
@@ -316,7 +334,7 @@ pub fn load(text: &str) -> Result<Loaded, Vec<Problem>> {
     };
     let s = &file.server;
     Ok(Loaded {
-        engine: Config {
+        engine: EngineConfig {
             subnets,
             hosts,
             boot,
@@ -335,7 +353,7 @@ pub fn load(text: &str) -> Result<Loaded, Vec<Problem>> {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../../../dhcp/examples/netboot-dhcpd.toml");
+    const EXAMPLE: &str = include_str!("../../../dhcp/examples/netboot-dhcpd.toml");
 
     #[test]
     fn the_example_loads() {
