@@ -2,7 +2,7 @@
 //!
 //! The farm is built from Debian's packages by `examples/farm/build.sh`; the machine gets its
 //! address and boot file from our DHCP, GRUB, kernel, initramfs and lts.conf from our TFTP, and
-//! its squashfs root from our NBD server. The initramfs resolves lts.conf for its own MAC with
+//! its squashfs root from our NBD server, all three served by one `netbootd` from one config. The initramfs resolves lts.conf for its own MAC with
 //! our `ltsconf`, and the root prints a marker with the checksum of a file from the image and
 //! the RCFILE_* lines it ran, in order. The test passes only on that exact marker.
 
@@ -20,9 +20,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(240);
 fn bin(name: &str) -> PathBuf {
     match name {
         "ltsconf" => PathBuf::from(env!("CARGO_BIN_EXE_ltsconf")),
-        "netboot-dhcpd" => PathBuf::from(env!("CARGO_BIN_EXE_netboot-dhcpd")),
-        "netboot-tftpd" => PathBuf::from(env!("CARGO_BIN_EXE_netboot-tftpd")),
-        "netboot-nbdd" => PathBuf::from(env!("CARGO_BIN_EXE_netboot-nbdd")),
+        "netbootd" => PathBuf::from(env!("CARGO_BIN_EXE_netbootd")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -40,69 +38,55 @@ fn farm() -> &'static Path {
 /// One boot at a time: two TCG guests on two cores would only slow each other down.
 static ONE_BOOT: Mutex<()> = Mutex::new(());
 
-struct Servers {
-    _dhcp: Background,
-    _tftp: Background,
-    _nbd: Background,
-}
-
-fn start_servers(lan: &BootLan, farm: &Path, work: &Path) -> Servers {
-    let config = work.join("netboot-dhcpd.toml");
+/// netbootd serving DHCP, TFTP and NBD from one config file.
+fn start_servers(lan: &BootLan, farm: &Path, work: &Path) -> Background {
+    let config = work.join("netboot.toml");
     std::fs::write(
         &config,
         format!(
-            r#"[server]
+            r#"[dhcp.server]
 interfaces = ["{bridge}"]
 lease_file = "{leases}"
 durability = "none"
 
-[boot]
+[dhcp.boot]
 default = "boot/grub/i386-pc/core.0"
 
-[[boot.rule]]
+[[dhcp.boot.rule]]
 arch = [7, 9]
 file = "boot/grub/x86_64-efi/core.efi"
 
-[[subnet]]
+[[dhcp.subnet]]
 network = "198.18.0.0/24"
 range = ["198.18.0.100", "198.18.0.199"]
 routers = ["{SERVER}"]
 lease_time = 3600
 next_server = "{SERVER}"
+
+[tftp]
+root = "{tftp}"
+listen = ["{SERVER}:69"]
+
+[nbd]
+listen = ["{SERVER}:10809"]
+export = ["root={image}"]
 "#,
             bridge = lan.bridge,
             leases = work.join("leases.journal").display(),
+            tftp = farm.join("tftp").display(),
+            image = farm.join("root.sqfs").display(),
         ),
     )
     .unwrap();
-    let nbd = lan.ns.spawn(
-        bin("netboot-nbdd"),
-        [
-            format!("--listen={SERVER}:10809"),
-            format!("--export=root={}", farm.join("root.sqfs").display()),
-        ],
-    );
-    let tftp = lan.ns.spawn(
-        bin("netboot-tftpd"),
-        [
-            format!("--root={}", farm.join("tftp").display()),
-            format!("--listen={SERVER}:69"),
-        ],
-    );
-    let dhcp = lan.ns.spawn(
-        bin("netboot-dhcpd"),
-        [format!("--config={}", config.display())],
-    );
+    let server = lan
+        .ns
+        .spawn(bin("netbootd"), [format!("--config={}", config.display())]);
     for (proto, port) in [(Proto::Tcp, 10809), (Proto::Udp, 69), (Proto::Udp, 67)] {
         lan.ns
             .wait_for_port(proto, port, Duration::from_secs(20))
             .unwrap();
     }
-    Servers {
-        _dhcp: dhcp,
-        _tftp: tftp,
-        _nbd: nbd,
-    }
+    server
 }
 
 fn boot(tag: &str, firmware: Firmware, mac: &str) -> (String, f64) {
