@@ -1,5 +1,5 @@
-//! Boot time side by side: QEMU start to the farm's boot marker, with our servers
-//! (netboot-dhcpd + netboot-tftpd + netboot-nbdd) and with the anchor stack (dnsmasq for
+//! Boot time side by side: QEMU start to the farm's boot marker, with `netbootd` (DHCP, TFTP
+//! and NBD from `examples/farm/netboot.toml`) and with the anchor stack (dnsmasq for
 //! DHCP + TFTP, nbdkit for NBD), both on the same example farm, in one run.
 //!
 //! Each boot gets a fresh namespace with a bridge and a tap (see `netboot_testkit::vm`). Runs
@@ -60,7 +60,7 @@ fn main() {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| die("cannot find my own directory"));
-    for b in ["ltsconf", "netboot-dhcpd", "netboot-tftpd", "netboot-nbdd"] {
+    for b in ["ltsconf", "netbootd"] {
         if !bin_dir.join(b).exists() {
             die(&format!(
                 "{} missing: cargo build --release -p netboot-bins",
@@ -166,37 +166,24 @@ fn start(stack: Stack, lan: &BootLan, farm: &Path, dir: &Path, bin_dir: &Path) -
     let tftp = farm.join("tftp");
     let procs = match stack {
         Stack::Ours => {
-            let config = dir.join("dhcpd.toml");
-            let text = format!(
-                "[server]\ninterfaces = [\"{}\"]\nlease_file = \"{}\"\n\n[boot]\n\
-                 default = \"boot/grub/i386-pc/core.0\"\n\n[[boot.rule]]\narch = [7, 9]\n\
-                 file = \"boot/grub/x86_64-efi/core.efi\"\n\n[[subnet]]\n\
-                 network = \"198.18.0.0/24\"\nrange = [\"198.18.0.100\", \"198.18.0.199\"]\n\
-                 routers = [\"{SERVER}\"]\nlease_time = 3600\nnext_server = \"{SERVER}\"\n",
-                lan.bridge,
-                dir.join("leases").display()
-            );
+            // The example farm's own netbootd config, pointed at this run's farm and bridge.
+            let example = std::fs::read_to_string(
+                netboot_testkit::workspace_root().join("examples/farm/netboot.toml"),
+            )
+            .unwrap_or_else(|e| die(&format!("examples/farm/netboot.toml: {e}")));
+            let text = example
+                .replace("/srv/farm", &farm.display().to_string())
+                .replace("\"farm0\"", &format!("\"{}\"", lan.bridge))
+                .replace(
+                    "/var/lib/netboot/leases.journal",
+                    &dir.join("leases.journal").display().to_string(),
+                );
+            let config = dir.join("netboot.toml");
             std::fs::write(&config, text).unwrap_or_else(|e| die(&e.to_string()));
-            vec![
-                lan.ns.spawn(
-                    bin_dir.join("netboot-nbdd"),
-                    [
-                        format!("--listen={SERVER}:10809"),
-                        format!("--export=root={}", root.display()),
-                    ],
-                ),
-                lan.ns.spawn(
-                    bin_dir.join("netboot-tftpd"),
-                    [
-                        format!("--root={}", tftp.display()),
-                        format!("--listen={SERVER}:69"),
-                    ],
-                ),
-                lan.ns.spawn(
-                    bin_dir.join("netboot-dhcpd"),
-                    [format!("--config={}", config.display())],
-                ),
-            ]
+            vec![lan.ns.spawn(
+                bin_dir.join("netbootd"),
+                [format!("--config={}", config.display())],
+            )]
         }
         Stack::Anchor | Stack::AnchorTuned => {
             let mut dnsmasq = vec![
