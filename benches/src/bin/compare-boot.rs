@@ -93,7 +93,13 @@ fn main() {
                 let dir = work.join(format!("{fw_name}-{si}-{run}"));
                 std::fs::create_dir_all(&dir).unwrap_or_else(|e| die(&e.to_string()));
                 let lan = BootLan::new(fw_name, SERVER);
-                let servers = start(*stack, &lan, &farm, &dir, &bin_dir);
+                let servers = match start(*stack, &lan, &farm, &dir, &bin_dir) {
+                    Ok(servers) => servers,
+                    Err(e) => {
+                        drop(lan);
+                        die(&e)
+                    }
+                };
                 let vm = Vm {
                     firmware: *fw,
                     mac: (*mac).to_owned(),
@@ -161,7 +167,15 @@ fn median(v: &[f64]) -> Option<f64> {
     v.get(v.len() / 2).copied()
 }
 
-fn start(stack: Stack, lan: &BootLan, farm: &Path, dir: &Path, bin_dir: &Path) -> Vec<Background> {
+/// Starts `stack`'s servers on `lan`. Errors are returned, not exited on, so the caller's
+/// namespace is still removed on the way out.
+fn start(
+    stack: Stack,
+    lan: &BootLan,
+    farm: &Path,
+    dir: &Path,
+    bin_dir: &Path,
+) -> Result<Vec<Background>, String> {
     let root = farm.join("root.sqfs");
     let tftp = farm.join("tftp");
     let procs = match stack {
@@ -170,7 +184,7 @@ fn start(stack: Stack, lan: &BootLan, farm: &Path, dir: &Path, bin_dir: &Path) -
             let example = std::fs::read_to_string(
                 netboot_testkit::workspace_root().join("examples/farm/netboot.toml"),
             )
-            .unwrap_or_else(|e| die(&format!("examples/farm/netboot.toml: {e}")));
+            .map_err(|e| format!("examples/farm/netboot.toml: {e}"))?;
             let text = example
                 .replace("/srv/farm", &farm.display().to_string())
                 .replace("\"farm0\"", &format!("\"{}\"", lan.bridge))
@@ -179,7 +193,7 @@ fn start(stack: Stack, lan: &BootLan, farm: &Path, dir: &Path, bin_dir: &Path) -
                     &dir.join("leases.journal").display().to_string(),
                 );
             let config = dir.join("netboot.toml");
-            std::fs::write(&config, text).unwrap_or_else(|e| die(&e.to_string()));
+            std::fs::write(&config, text).map_err(|e| e.to_string())?;
             vec![lan.ns.spawn(
                 bin_dir.join("netbootd"),
                 [format!("--config={}", config.display())],
@@ -224,10 +238,10 @@ fn start(stack: Stack, lan: &BootLan, farm: &Path, dir: &Path, bin_dir: &Path) -
     };
     for (proto, port) in [(Proto::Tcp, 10809), (Proto::Udp, 69), (Proto::Udp, 67)] {
         if let Err(e) = lan.ns.wait_for_port(proto, port, Duration::from_secs(20)) {
-            die(&format!("{}: {e}", stack.name()));
+            return Err(format!("{}: {e}", stack.name()));
         }
     }
-    procs
+    Ok(procs)
 }
 
 fn die(msg: &str) -> ! {
