@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netboot_dhcp::wire::{MessageType, Op, Options, Packet, Repr, code};
-use netboot_testkit::{Background, NetPair, Netns, Proto, require_tool};
+use netboot_testkit::{Background, NetPair, Netns, Proto, Scratch, require_tool};
 use std::borrow::Cow;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netboot-dhcpd");
@@ -22,24 +22,6 @@ const IPXE_BIOS: &[u8] = include_bytes!("../../dhcp/tests/data/ipxe-bios-discove
 const EDK2_UEFI: &[u8] = include_bytes!("../../dhcp/tests/data/edk2-uefi-discover.bin");
 const STATIC_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0x01];
 const STATIC_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 250, 5);
-
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("netboot-dhcp-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn config(net: &NetPair, dir: &Scratch, extra_server: &str, lease_time: &str) -> PathBuf {
     let text = format!(

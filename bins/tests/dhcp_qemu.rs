@@ -9,18 +9,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use netboot_testkit::{NetPair, Proto, require_tool};
+use netboot_testkit::{NetPair, Proto, Scratch, require_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netboot-dhcpd");
 const TAP: &str = "nbtap0";
 const SERVER: &str = "198.19.254.1";
-
-struct Scratch(PathBuf);
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Boots `firmware` ("uefi" or "bios") and returns the first TFTP RRQ file name and the
 /// server's log. With `proxy`, dnsmasq hands out the addresses and ours runs as proxyDHCP.
@@ -37,12 +30,7 @@ fn boot(firmware: &str, proxy: bool) -> (String, String) {
         netboot_testkit::INSTALL_HINT
     );
     let net = NetPair::new(&format!("q{firmware}"));
-    let dir = Scratch(std::env::temp_dir().join(format!(
-        "netboot-dhcp-qemu-{firmware}-{}",
-        std::process::id()
-    )));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = Scratch::new(&format!("dhcp-qemu-{firmware}"));
     let ns = net.a.name().to_owned();
     for args in [
         vec!["-n", &ns, "tuntap", "add", "mode", "tap", TAP],

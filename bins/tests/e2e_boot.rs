@@ -7,7 +7,7 @@
 //! the RCFILE_* lines it ran, in order. The test passes only on that exact marker.
 
 use netboot_testkit::vm::{BootLan, Firmware, Vm, build_farm, ovmf_vars_copy};
-use netboot_testkit::{Background, Proto, require_tool};
+use netboot_testkit::{Background, Proto, Scratch, require_tool};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -29,7 +29,8 @@ fn bin(name: &str) -> PathBuf {
 fn farm() -> &'static Path {
     static FARM: OnceLock<PathBuf> = OnceLock::new();
     FARM.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("netboot-e2e-farm-{}", std::process::id()));
+        // Under the target dir, rebuilt by each run: nothing left behind in /tmp.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-farm");
         build_farm(&out, &bin("ltsconf"), &format!("{SERVER}:10809/root"));
         out
     })
@@ -93,15 +94,15 @@ fn boot(tag: &str, firmware: Firmware, mac: &str) -> (String, f64) {
     require_tool("qemu-system-x86_64");
     let farm = farm();
     let _one = ONE_BOOT.lock().unwrap_or_else(|e| e.into_inner());
-    let work = std::env::temp_dir().join(format!("netboot-e2e-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
+    let scratch = Scratch::new(&format!("e2e-{tag}"));
+    let work = scratch.0.as_path();
     let lan = BootLan::new(tag, SERVER);
-    let _servers = start_servers(&lan, farm, &work);
+    let _servers = start_servers(&lan, farm, work);
     let vm = Vm {
         firmware,
         mac: mac.to_owned(),
         memory_mib: 512,
-        ovmf_vars: (firmware == Firmware::Uefi).then(|| ovmf_vars_copy(&work)),
+        ovmf_vars: (firmware == Firmware::Uefi).then(|| ovmf_vars_copy(work)),
     };
     let console = work.join("console.log");
     let result = vm.boot(&lan, &console, "NETBOOT-OK", "NETBOOT-FAIL", BOOT_LIMIT);

@@ -2,34 +2,13 @@
 //! between two network namespaces, and IPv6 loopback), and libnbd's Python bindings for the
 //! scripted edge cases (over a Unix socket, socket activation and stdio).
 
-use netboot_testkit::{Background, NetPair, Proto, require_tool};
-use std::path::{Path, PathBuf};
+use netboot_testkit::{Background, NetPair, Proto, Scratch, require_tool};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netboot-nbdd");
 const T: Duration = Duration::from_secs(60);
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("nbd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `len` pseudo-random bytes with a 1 MiB zero run at 2 MiB (so block status has something
 /// to report), the same every run.

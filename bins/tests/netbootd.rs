@@ -6,31 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use netboot_testkit::{NetPair, Proto, require_tool};
+use netboot_testkit::{NetPair, Proto, Scratch, require_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netbootd");
 const T: Duration = Duration::from_secs(30);
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("netbootd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const GOOD_LTS: &str =
     "[Default]\nLTSP_NBD_TO_RAM = true\n\n[52:54:00:aa:*]\nLTSP_NBD_TO_RAM = false\n";

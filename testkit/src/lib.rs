@@ -469,6 +469,35 @@ impl Netns {
     }
 }
 
+/// A fresh scratch directory in the temp dir, unique to this process and call, readable by
+/// tools that drop privileges, removed with its contents on drop.
+#[derive(Debug)]
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// Creates `netboot-<tag>-<unique>` in the temp dir.
+    pub fn new(tag: &str) -> Scratch {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("netboot-{tag}-{}", unique()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+            .expect("open up scratch directory");
+        Scratch(dir)
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Reserves a free loopback TCP port number by binding port 0 and closing. Racy by nature:
 /// use it only where the peer cannot be told to pick its own port.
 pub fn free_tcp_port() -> u16 {

@@ -443,12 +443,14 @@ fn load<'t>(input: &'t Input, lenient: bool) -> Option<Document<'t>> {
     }
 }
 
-fn resolve_cmd(
+/// Loads `path`, resolves it for the client in `args` and hands the result to `report`. A
+/// file with errors exits 1 before `report` unless `lenient`.
+fn with_resolution(
     dialect: Option<DialectName>,
     args: &ClientArgs,
-    format: Format,
     lenient: bool,
     path: &Path,
+    report: impl FnOnce(&Resolution<'_, '_>) -> Result<u8>,
 ) -> Result<u8> {
     let (mac, ip, hostname) = client_ids(args)?;
     let client = Client {
@@ -460,7 +462,22 @@ fn resolve_cmd(
     let Some(doc) = load(&input, lenient) else {
         return Ok(EXIT_INVALID);
     };
-    let r = resolve(&doc, &client);
+    report(&resolve(&doc, &client))
+}
+
+fn resolve_cmd(
+    dialect: Option<DialectName>,
+    args: &ClientArgs,
+    format: Format,
+    lenient: bool,
+    path: &Path,
+) -> Result<u8> {
+    with_resolution(dialect, args, lenient, path, |r| {
+        print_resolution(r, format)
+    })
+}
+
+fn print_resolution(r: &Resolution<'_, '_>, format: Format) -> Result<u8> {
     for v in &r.vars {
         if !r.entry(v.setting).value.is_literal() {
             eprintln!(
@@ -470,9 +487,9 @@ fn resolve_cmd(
         }
     }
     match format {
-        Format::Json => print!("{}", json(&r)),
+        Format::Json => print!("{}", json(r)),
         Format::Shell => {
-            let (sh, skipped) = render::shell(&r);
+            let (sh, skipped) = render::shell(r);
             print!("{sh}");
             for s in &skipped {
                 eprintln!("ltsconf: left out of the shell output: {s}");
@@ -482,8 +499,8 @@ fn resolve_cmd(
             }
         }
         Format::Getltscfg => {
-            print!("{}", render::getltscfg(&r));
-            for name in render::unsafe_values(&r) {
+            print!("{}", render::getltscfg(r));
+            for name in render::unsafe_values(r) {
                 eprintln!(
                     "ltsconf: warning: {name}'s value holds a quote, `$`, backtick, backslash or newline that getltscfg's format does not escape: `eval` will break or run it (use --format shell)"
                 );
@@ -501,26 +518,17 @@ fn list_cmd(
     family: &str,
     path: &Path,
 ) -> Result<u8> {
-    let (mac, ip, hostname) = client_ids(args)?;
-    let client = Client {
-        mac: mac.as_deref(),
-        ip,
-        hostname,
-    };
-    let input = Input::open(dialect, path)?;
-    let Some(doc) = load(&input, lenient) else {
-        return Ok(EXIT_INVALID);
-    };
     let prefix = format!("{}_", family.trim_end_matches('_'));
-    let r = resolve(&doc, &client);
     let end = if null { '\0' } else { '\n' };
-    let mut out = String::new();
-    for v in r.list(&prefix) {
-        out.push_str(&v.value);
-        out.push(end);
-    }
-    print!("{out}");
-    Ok(EXIT_OK)
+    with_resolution(dialect, args, lenient, path, |r| {
+        let mut out = String::new();
+        for v in r.list(&prefix) {
+            out.push_str(&v.value);
+            out.push(end);
+        }
+        print!("{out}");
+        Ok(EXIT_OK)
+    })
 }
 
 fn json(r: &Resolution<'_, '_>) -> String {
