@@ -27,7 +27,8 @@ PACKAGES=(
   iproute2 procps psmisc curl ca-certificates
   tftp-hpa atftp tftpd-hpa
   busybox-static udhcpc isc-dhcp-client
-  nbdkit libnbd-bin nbd-client python3-libnbd python3-scapy
+  nbdkit libnbd-bin nbd-client nbd-server python3-libnbd python3-scapy
+  systemd openssl   # systemd-analyze verify of the units; certificates for NBD TLS tests
   kea-dhcp4-server kea-admin dnsmasq-base
   qemu-system-x86 ovmf ipxe-qemu
   squashfs-tools cpio kmod
@@ -67,7 +68,8 @@ check() {
   fi
 }
 echo "netboot tools:"
-for t in ip tftp atftp curl busybox udhcpc dhclient nbdkit nbdinfo nbdcopy nbdsh nbd-client \
+for t in ip tftp atftp curl busybox udhcpc dhclient nbdkit nbdinfo nbdcopy nbdsh nbd-client nbd-server \
+         systemd-analyze openssl \
          qemu-img qemu-io qemu-system-x86_64 perfdhcp kea-dhcp4 dnsmasq in.tftpd atftpd \
          mksquashfs cpio; do
   check "$t"
