@@ -146,7 +146,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    netboot_bins::init_logging();
+    let _log = netboot_bins::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { dialect, files } => check(dialect.dialect, &files),

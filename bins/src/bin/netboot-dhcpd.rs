@@ -22,7 +22,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    netboot_bins::init_logging();
+    let _log = netboot_bins::init_logging();
     let cli = Cli::parse();
     let text = match std::fs::read_to_string(&cli.config) {
         Ok(t) => t,

@@ -11,7 +11,7 @@ use netboot_bins::nbdd;
 const DRAIN: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    netboot_bins::init_logging();
+    let _log = netboot_bins::init_logging();
     let args = nbdd::Config::parse();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {

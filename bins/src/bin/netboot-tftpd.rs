@@ -10,7 +10,7 @@ use netboot_bins::tftpd;
 const DRAIN: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    netboot_bins::init_logging();
+    let _log = netboot_bins::init_logging();
     let args = match tftpd::settings_from_cli() {
         Ok(args) => args,
         Err(problems) => {

@@ -61,7 +61,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 const LTSCONF_DEPTH: usize = 8;
 
 fn main() -> ExitCode {
-    netboot_bins::init_logging();
+    let _log = netboot_bins::init_logging();
     let cli = Cli::parse();
     let shown = cli.config.display().to_string();
     let text = match std::fs::read_to_string(&cli.config) {
