@@ -5,6 +5,7 @@
 
 pub mod dhcpd;
 pub mod nbdd;
+pub mod ra;
 pub mod tftpd;
 
 /// Exit code for success.

@@ -285,3 +285,83 @@ fn real_clients_use_all_three_services_then_sigterm_stops_it() {
     assert!(log.contains("netbootd stopped"), "{log}");
     drop(holder);
 }
+
+/// Sends router solicitations from `ns` until an advertisement arrives (or 10 s pass) and
+/// prints what it carried: `ra hop=<hop limit> lifetime=<s> flags=<M/O byte> len=<bytes>`.
+const RS_PROBE: &str = r#"
+import socket, struct, sys, time
+ifname = sys.argv[1]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+s.settimeout(0.5)
+idx = socket.if_nametoindex(ifname)
+end = time.time() + 10
+while time.time() < end:
+    try:
+        s.sendto(bytes([133, 0, 0, 0, 0, 0, 0, 0]), ("ff02::2", 0, 0, idx))
+    except OSError:
+        pass  # the link-local address may still be tentative
+    try:
+        data, anc, _, src = s.recvmsg(1500, socket.CMSG_SPACE(4))
+    except socket.timeout:
+        continue
+    if data and data[0] == 134:
+        hop = next((struct.unpack("i", d)[0] for l, t, d in anc if t == socket.IPV6_HOPLIMIT), -1)
+        print("ra hop=%d lifetime=%d flags=%d len=%d src=%s" % (hop, struct.unpack("!H", data[6:8])[0], data[5], len(data), src[0]))
+        sys.exit(0)
+print("no ra")
+sys.exit(1)
+"#;
+
+#[test]
+fn a_bare_router_advertisement_answers_solicitations_by_default() {
+    require_tool("/usr/bin/python3");
+    let net = NetPair::new("nbra");
+    let dir = Scratch::new("ra");
+    farm(&dir, GOOD_LTS);
+    let addr = net.a_addr.to_string();
+    let cfg = config(&dir, &net.a_if, &addr, "");
+    let o = check(&cfg, &[]);
+    assert!(text(&o).contains("ra on"), "{}", text(&o));
+    let server = net.a.spawn(BIN, [format!("--config={}", cfg.display())]);
+    if let Err(e) = net.a.wait_for_port(Proto::Udp, 67, Duration::from_secs(20)) {
+        let (out, _) = server.finish(Duration::from_secs(1));
+        panic!("{e}: {}", text(&out));
+    }
+    let o = net
+        .b
+        .run("/usr/bin/python3", ["-c", RS_PROBE, &net.b_if], T);
+    let seen = text(&o);
+    assert!(o.status.success(), "{seen}");
+    // Hop limit 255 (else hosts drop it), router lifetime 0, no M/O flags, and the source
+    // link-layer address option; sent from the server's link-local address.
+    assert!(
+        seen.contains("ra hop=255 lifetime=0 flags=0 len=24 src=fe80::"),
+        "{seen}"
+    );
+    server.signal(rustix::process::Signal::TERM);
+    let (out, exited) = server.finish(Duration::from_secs(30));
+    assert!(exited && out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("sending bare IPv6 router advertisements"),
+        "{}",
+        text(&out)
+    );
+
+    // Turned off, nothing answers.
+    let cfg = config(&dir, &net.a_if, &addr, "\n[ra]\nenable = false\n");
+    assert!(text(&check(&cfg, &[])).contains("ra off"));
+    let server = net.a.spawn(BIN, [format!("--config={}", cfg.display())]);
+    net.a
+        .wait_for_port(Proto::Udp, 67, Duration::from_secs(20))
+        .unwrap();
+    let o = net
+        .b
+        .run("/usr/bin/python3", ["-c", RS_PROBE, &net.b_if], T);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no ra"), "{}", text(&o));
+    server.signal(rustix::process::Signal::TERM);
+    let _ = server.finish(Duration::from_secs(30));
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use netboot_bins::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, dhcpd, nbdd, tftpd};
+use netboot_bins::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, dhcpd, nbdd, ra, tftpd};
 use netboot_ltsconf::{Dialect, Severity};
 use serde::Deserialize;
 
@@ -46,6 +46,25 @@ struct File {
     dhcp: Option<dhcpd::Config>,
     tftp: Option<tftpd::Config>,
     nbd: Option<nbdd::Config>,
+    /// Bare IPv6 router advertisements (see `netboot_bins::ra`); on by default with `[dhcp]`.
+    ra: Option<ra::Config>,
+}
+
+/// Only the `[dhcp.server] interfaces` key, read a second time for the advertiser's default.
+#[derive(Debug, Default, Deserialize)]
+struct DhcpInterfaces {
+    #[serde(default)]
+    dhcp: Option<DhcpPart>,
+}
+#[derive(Debug, Default, Deserialize)]
+struct DhcpPart {
+    #[serde(default)]
+    server: Option<DhcpServerPart>,
+}
+#[derive(Debug, Default, Deserialize)]
+struct DhcpServerPart {
+    #[serde(default)]
+    interfaces: Vec<String>,
 }
 
 /// What the check found fit to run.
@@ -53,6 +72,8 @@ struct Checked {
     dhcp: Option<dhcpd::Loaded>,
     tftp: Option<tftpd::Args>,
     nbd: Option<nbdd::Config>,
+    /// The advertiser's settings and the interfaces it serves (empty: every interface).
+    ra: Option<(ra::Config, Vec<String>)>,
 }
 
 /// TFTP transfers and NBD connections running at shutdown get this long to finish.
@@ -95,10 +116,11 @@ fn main() -> ExitCode {
     if cli.check_config {
         let on = |b: bool| if b { "on" } else { "off" };
         println!(
-            "{shown}: ok (dhcp {}, tftp {}, nbd {})",
+            "{shown}: ok (dhcp {}, tftp {}, nbd {}, ra {})",
             on(checked.dhcp.is_some()),
             on(checked.tftp.is_some()),
-            on(checked.nbd.is_some())
+            on(checked.nbd.is_some()),
+            on(checked.ra.is_some())
         );
         return ExitCode::from(EXIT_OK);
     }
@@ -164,8 +186,39 @@ fn check(shown: &str, text: &str) -> Result<Checked, Vec<String>> {
             Some(c)
         }
     };
+    // With DHCP on, advertise unless told not to; without it, only when asked.
+    let ra = match file.ra {
+        Some(c) => Some(c),
+        None if dhcp.is_some() => Some(ra::Config::default()),
+        None => None,
+    }
+    .filter(|c| c.enable);
+    if let Some(c) = &ra {
+        problems.extend(
+            ra::check(c)
+                .into_iter()
+                .map(|p| format!("{shown}: [ra] {p}")),
+        );
+    }
+    let ra = ra.map(|c| {
+        let interfaces = if c.interfaces.is_empty() {
+            toml::from_str::<DhcpInterfaces>(text)
+                .ok()
+                .and_then(|f| f.dhcp?.server)
+                .map(|s| s.interfaces)
+                .unwrap_or_default()
+        } else {
+            c.interfaces.clone()
+        };
+        (c, interfaces)
+    });
     if problems.is_empty() {
-        Ok(Checked { dhcp, tftp, nbd })
+        Ok(Checked {
+            dhcp,
+            tftp,
+            nbd,
+            ra,
+        })
     } else {
         Err(problems)
     }
@@ -256,6 +309,13 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     if let Some(tftp) = checked.tftp {
         let stop = stopped();
         services.spawn(async move { ("tftp", tftpd::run(tftp, stop, DRAIN).await) });
+    }
+    if let Some((config, mut interfaces)) = checked.ra {
+        if interfaces.is_empty() {
+            interfaces = ra::all_interfaces();
+        }
+        let stop = stopped();
+        services.spawn(async move { ("ra", ra::run(config, interfaces, stop).await) });
     }
     if let Some(dhcp) = checked.dhcp {
         let flag = Arc::clone(&dhcp_stop);
