@@ -19,8 +19,13 @@ pub(crate) fn run(doc: &mut Document<'_>) {
     }
     values(doc, &mut found);
     doc.diagnostics.extend(found);
-    doc.diagnostics
-        .sort_by_key(|d| (d.span.start, d.severity == crate::Severity::Warning));
+    sort(&mut doc.diagnostics);
+}
+
+/// File order, errors before warnings at the same place; stable, so the order in which the
+/// parser happened to find problems at one place is kept.
+pub(crate) fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| (d.span.start, d.severity == crate::Severity::Warning));
 }
 
 fn cmp_key(dialect: Dialect, a: &str, b: &str) -> Ordering {

@@ -24,6 +24,18 @@ const fn stop_table() -> [bool; 256] {
 }
 static STOP: [bool; 256] = stop_table();
 
+/// Bytes of a shell variable name (`[A-Za-z0-9_]`).
+static NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_';
+        c += 1;
+    }
+    t
+};
+
 /// C `isspace` in the "C" locale: what getltscfg's `trim()` strips.
 fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
@@ -247,8 +259,15 @@ enum State {
 
 struct Parser<'a> {
     lx: Lexer<'a>,
-    /// The lookahead token, always loaded (`None` at the end).
+    /// The lookahead token (`None` at the end), loaded unless `pending`.
     tok: Option<Token<'a>>,
+    /// The lookahead is not lexed yet: the lexer sits where the previous statement ended,
+    /// so [`Parser::plain_lines`] may read whole lines before any token is made.
+    pending: bool,
+    /// The token path resets `section_errors` right after lexing the token that follows a
+    /// header's `]`; a header read by [`Parser::plain_lines`] leaves that reset to the next
+    /// lex.
+    reset_after_lex: bool,
     doc: Document<'a>,
     state: State,
     /// Errors reported inside the current section (an empty section after a broken entry is
@@ -256,7 +275,8 @@ struct Parser<'a> {
     section_errors: usize,
     key_before_section_reported: bool,
     fatal_cr: bool,
-    /// Take [`Parser::fast_value`] for plain lines (off only to test it against the token path).
+    /// Read plain lines without tokens ([`Parser::plain_lines`], [`Parser::plain_value`]);
+    /// off only to test them against the token path.
     fast: bool,
 }
 
@@ -270,6 +290,8 @@ pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
     let mut p = Parser {
         lx: Lexer::new(src),
         tok: None,
+        pending: true,
+        reset_after_lex: false,
         doc: Document {
             dialect: Dialect::Lts5,
             source: src,
@@ -286,7 +308,6 @@ pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
         fatal_cr: false,
         fast,
     };
-    p.tok = p.lex();
     p.run();
     if !p.fatal_cr
         && let Some(at) = first_crlf(src.as_bytes())
@@ -301,7 +322,21 @@ pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
 }
 
 impl<'a> Parser<'a> {
+    /// Lexes the lookahead if it is pending.
+    #[inline(always)]
+    fn fill(&mut self) {
+        if self.pending {
+            self.pending = false;
+            self.tok = self.lex();
+            if self.reset_after_lex {
+                self.reset_after_lex = false;
+                self.section_errors = 0;
+            }
+        }
+    }
+
     fn next(&mut self) -> Option<Token<'a>> {
+        self.fill();
         let t = self.tok;
         if t.is_some() {
             self.tok = self.lex();
@@ -309,7 +344,8 @@ impl<'a> Parser<'a> {
         t
     }
 
-    fn peek(&self) -> Option<Token<'a>> {
+    fn peek(&mut self) -> Option<Token<'a>> {
+        self.fill();
         self.tok
     }
 
@@ -391,7 +427,13 @@ impl<'a> Parser<'a> {
     }
 
     fn run(&mut self) {
-        while let Some(t) = self.next() {
+        loop {
+            if self.pending && self.fast {
+                self.plain_lines();
+            }
+            let Some(t) = self.next() else {
+                break;
+            };
             match t.tok {
                 Tok::Include(path) => {
                     self.close_section(t.span);
@@ -543,8 +585,10 @@ impl<'a> Parser<'a> {
         let eq = match self.peek() {
             Some(t) if t.tok == Tok::Eq && t.span.line == line => {
                 if self.fast
-                    && let Some((raw, span, quoted)) = self.fast_value()
+                    && let Some((raw, span, quoted, end)) = self.plain_value(self.lx.pos)
                 {
+                    self.end_line(end);
+                    self.pending = true;
                     self.finish_entry(key_tok, key, raw, span, quoted);
                     return;
                 }
@@ -706,16 +750,133 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The common line `KEY = value` read straight from the bytes after `=`, without tokens:
-    /// a bare value (ended by the end of the line or a `#` comment) or a quoted one (followed
-    /// only by blanks and maybe a comment). Returns the value and its token span and moves the
-    /// lexer to the next line; returns `None`, consuming nothing, for anything else (the token
-    /// path then reads it, with its diagnostics). `tests/fast_path.rs` checks both paths give
-    /// the same document.
-    fn fast_value(&mut self) -> Option<(&'a str, Span, bool)> {
+    /// Reads the plain lines at the lexer's position straight from the bytes, without
+    /// tokens: blank lines, comments, `[name]` headers and `KEY = value` lines. Stops, having
+    /// consumed nothing of it, at the first line that is anything else; the token path then
+    /// reads that line, with its diagnostics. Runs only between statements (the lookahead is
+    /// pending), where the token path would do exactly the same with these lines.
+    /// `tests/fast_path.rs` checks both paths give the same document.
+    fn plain_lines(&mut self) {
+        let b = self.lx.src.as_bytes();
+        loop {
+            let pos = self.lx.pos;
+            let mut i = pos;
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            let Some(&c) = b.get(i) else {
+                return;
+            };
+            match c {
+                b'\n' => self.lx.newline(i),
+                b'#' => {
+                    let end = self.lx.line_end(i);
+                    if end == b.len() {
+                        return;
+                    }
+                    self.lx.newline(end);
+                }
+                _ if pos != self.lx.line_start => return,
+                b'[' => {
+                    if !self.plain_header(i) {
+                        return;
+                    }
+                }
+                _ => {
+                    if !self.plain_entry(i) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `[name]` at `lb` (the rest of its line is left to [`Parser::plain_lines`]).
+    fn plain_header(&mut self, lb: usize) -> bool {
         let src = self.lx.src;
         let b = src.as_bytes();
-        let after_eq = self.lx.pos;
+        let mut k = lb + 1;
+        while k < b.len() && !STOP[b[k] as usize] {
+            k += 1;
+        }
+        if b.get(k) != Some(&b']') {
+            return false;
+        }
+        let run = &b[lb + 1..k];
+        let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
+        if lead == run.len() {
+            return false;
+        }
+        let trail = run.iter().rev().take_while(|&&c| is_c_space(c)).count();
+        let (s, e) = (lb + 1 + lead, k - trail);
+        let lb_span = self.lx.span(lb, lb + 1);
+        let name = Text {
+            text: &src[s..e],
+            span: self.lx.span(s, e),
+        };
+        // What `run` and `header` do for these tokens.
+        self.close_section(lb_span);
+        self.doc.sections.push(Section {
+            name,
+            pattern: Cow::Borrowed(name.text),
+            header: Span {
+                end: k + 1,
+                ..lb_span
+            },
+            entries: Vec::with_capacity(4),
+            unnamed: false,
+        });
+        self.state = State::In(self.doc.sections.len() - 1);
+        self.section_errors = 0;
+        self.reset_after_lex = true;
+        self.lx.pos = k + 1;
+        true
+    }
+
+    /// `KEY = value` with the key at `at` (after the line's blanks): a shell-name key in a
+    /// section and a value [`Parser::plain_value`] reads.
+    fn plain_entry(&mut self, at: usize) -> bool {
+        if self.state == State::Top {
+            return false;
+        }
+        let src = self.lx.src;
+        let b = src.as_bytes();
+        let mut j = at;
+        while j < b.len() && NAME[b[j] as usize] {
+            j += 1;
+        }
+        let mut k = j;
+        while k < b.len() && (b[k] == b' ' || b[k] == b'\t') {
+            k += 1;
+        }
+        if j == at || b[at].is_ascii_digit() || b.get(k) != Some(&b'=') {
+            return false;
+        }
+        let key = &src[at..j];
+        if key == "include" {
+            return false;
+        }
+        let Some((raw, vspan, quoted, end)) = self.plain_value(k + 1) else {
+            return false;
+        };
+        let key_tok = Token {
+            tok: Tok::Word(key, false),
+            span: self.lx.span(at, j),
+        };
+        self.end_line(end);
+        self.reset_after_lex = false;
+        self.finish_entry(key_tok, key, raw, vspan, quoted);
+        true
+    }
+
+    /// The common value read straight from the bytes after `=` (at `after_eq`): a bare value
+    /// (ended by the end of the line or a `#` comment) or a quoted one (followed only by
+    /// blanks and maybe a comment). Returns the value, its token span and the end of its
+    /// line; `None` for anything else (the token path then reads it, with its diagnostics).
+    #[inline(always)]
+    fn plain_value(&self, after_eq: usize) -> Option<(&'a str, Span, bool, usize)> {
+        let src = self.lx.src;
+        let b = src.as_bytes();
         let line_end = self.lx.line_end(after_eq);
         let mut i = after_eq;
         while i < line_end && (b[i] == b' ' || b[i] == b'\t') {
@@ -729,7 +890,7 @@ impl<'a> Parser<'a> {
             (&src[i + 1..close], i, close + 1, true)
         } else {
             // The lexer's STRING run starts right after `=`, blanks included.
-            let mut e = after_eq;
+            let mut e = i;
             while e < b.len() && !STOP[b[e] as usize] {
                 e += 1;
             }
@@ -756,14 +917,16 @@ impl<'a> Parser<'a> {
         if j < line_end && (b[j] != b'#' || line_end == b.len()) {
             return None;
         }
-        let span = self.lx.span(start, end);
-        if line_end < b.len() {
+        Some((raw, self.lx.span(start, end), quoted, line_end))
+    }
+
+    /// Moves the lexer past the line ending at `line_end` (its `\n` or the end of input).
+    fn end_line(&mut self, line_end: usize) {
+        if line_end < self.lx.src.len() {
             self.lx.newline(line_end);
         } else {
-            self.lx.pos = b.len();
+            self.lx.pos = line_end;
         }
-        self.tok = self.lex();
-        Some((raw, span, quoted))
     }
 }
 
