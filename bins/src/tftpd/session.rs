@@ -2,16 +2,19 @@
 //!
 //! A session is a task on the single-threaded runtime with its own UDP socket (its port is
 //! the server's transfer ID, RFC 1350 §4). Its memory is the engine plus one window of
-//! datagrams, whatever the file size. Windows leave in one `sendmmsg` call.
+//! datagrams, whatever the file size. A window leaves in one UDP GSO send, or one `sendmmsg` call
+//! where GSO is refused ([`Sender`]).
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netboot_tftp::engine::{Outcome, ReadTransfer, Stats, WriteTransfer};
 use netboot_tftp::wire::{self, ErrorCode, Repr, Request};
+use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -108,12 +111,13 @@ async fn serve_read(
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut armed = None;
+    let mut sender = Sender::new(peer);
     loop {
         let now = Instant::now();
         loop {
             let i = lens.len();
             if i * slot == out.len() {
-                send_batch(sock, peer, &out, slot, &lens).await;
+                sender.send_batch(sock, &out, slot, &lens).await;
                 lens.clear();
                 continue;
             }
@@ -122,7 +126,7 @@ async fn serve_read(
                 None => break,
             }
         }
-        send_batch(sock, peer, &out, slot, &lens).await;
+        sender.send_batch(sock, &out, slot, &lens).await;
         lens.clear();
         if tx.is_closed() {
             break;
@@ -233,24 +237,139 @@ async fn unknown_tid(sock: &UdpSocket, from: SocketAddr) {
     let _ = sock.send_to(&buf[..n], from).await;
 }
 
-/// Sends `lens.len()` datagrams laid out every `slot` bytes in `out`, with as few
-/// `sendmmsg` calls as the kernel allows. Errors are dropped like lost packets: the
-/// engine's timer recovers.
-async fn send_batch(sock: &UdpSocket, peer: SocketAddr, out: &[u8], slot: usize, lens: &[usize]) {
-    if let [len] = *lens {
-        // Lockstep: one datagram, no need for the batch machinery.
-        let _ = sock.send_to(&out[..len], peer).await;
-        return;
+/// Most segments the kernel takes in one UDP GSO send (`UDP_MAX_SEGMENTS` on older kernels).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes in one GSO send: the whole super-datagram must fit one IP length field.
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// Sends a session's datagrams. A window of equal-sized DATA blocks (only the last may be
+/// shorter) leaves as one UDP GSO send (`UDP_SEGMENT`): one trip through the stack, cut into
+/// datagrams by the kernel or the NIC. When the kernel refuses it (no GSO support, or a
+/// block too large for the path MTU, which GSO cannot fragment) the session falls back to
+/// `sendmmsg` for good; errors are otherwise dropped like lost packets, and the engine's
+/// timer recovers.
+pub(super) struct Sender {
+    peer: SocketAddr,
+    addr: SockaddrStorage,
+    gso: bool,
+}
+
+impl Sender {
+    pub(super) fn new(peer: SocketAddr) -> Sender {
+        Sender {
+            peer,
+            addr: SockaddrStorage::from(peer),
+            gso: true,
+        }
     }
+
+    /// Sends `lens.len()` datagrams laid out every `slot` bytes in `out`.
+    async fn send_batch(&mut self, sock: &UdpSocket, out: &[u8], slot: usize, lens: &[usize]) {
+        let mut i = 0;
+        while i < lens.len() {
+            let n = if self.gso { gso_run(&lens[i..]) } else { 1 };
+            if n >= 2 {
+                match self.send_gso(sock, out, slot, &lens[i..i + n], i).await {
+                    Ok(()) => {
+                        i += n;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = %self.peer, error = %e, "UDP GSO refused, using sendmmsg");
+                        self.gso = false;
+                    }
+                }
+            }
+            if lens.len() - i == 1 {
+                let _ = sock.send_to(&out[i * slot..][..lens[i]], self.peer).await;
+                return;
+            }
+            let end = if self.gso { i + n } else { lens.len() };
+            if send_mmsg(sock, self.peer, out, slot, &lens[i..end], i)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            i = end;
+        }
+    }
+
+    /// One GSO send of the datagrams `first..first + lens.len()`.
+    async fn send_gso(
+        &self,
+        sock: &UdpSocket,
+        out: &[u8],
+        slot: usize,
+        lens: &[usize],
+        first: usize,
+    ) -> io::Result<()> {
+        let seg =
+            u16::try_from(lens[0]).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let iovs: Vec<IoSlice<'_>> = lens
+            .iter()
+            .enumerate()
+            .map(|(k, &len)| IoSlice::new(&out[(first + k) * slot..][..len]))
+            .collect();
+        let total: usize = lens.iter().sum();
+        let sent = sock
+            .async_io(Interest::WRITABLE, || {
+                sendmsg(
+                    sock.as_raw_fd(),
+                    &iovs,
+                    &[ControlMessage::UdpGsoSegments(&seg)],
+                    MsgFlags::empty(),
+                    Some(&self.addr),
+                )
+                .map_err(io::Error::from)
+            })
+            .await?;
+        if sent == total {
+            Ok(())
+        } else {
+            Err(io::Error::from(io::ErrorKind::WriteZero))
+        }
+    }
+}
+
+/// How many datagrams from the start of `lens` one GSO send can carry: equal sizes, the last
+/// possibly shorter, within the kernel's segment and byte limits.
+fn gso_run(lens: &[usize]) -> usize {
+    let Some(&seg) = lens.first() else { return 0 };
+    let mut total = 0;
+    let mut n = 0;
+    for &len in lens.iter().take(GSO_MAX_SEGMENTS) {
+        if len > seg || total + len > GSO_MAX_BYTES {
+            break;
+        }
+        total += len;
+        n += 1;
+        if len < seg {
+            break;
+        }
+    }
+    n
+}
+
+/// Sends datagrams `first..first + lens.len()` with as few `sendmmsg` calls as the kernel
+/// allows.
+async fn send_mmsg(
+    sock: &UdpSocket,
+    peer: SocketAddr,
+    out: &[u8],
+    slot: usize,
+    lens: &[usize],
+    first: usize,
+) -> io::Result<()> {
     let addr = SocketAddrAny::from(peer);
     let mut sent = 0;
     while sent < lens.len() {
-        let r = sock
+        let n = sock
             .async_io(Interest::WRITABLE, || {
                 let iovs: Vec<IoSlice<'_>> = lens[sent..]
                     .iter()
                     .enumerate()
-                    .map(|(i, &len)| IoSlice::new(&out[(sent + i) * slot..][..len]))
+                    .map(|(i, &len)| IoSlice::new(&out[(first + sent + i) * slot..][..len]))
                     .collect();
                 let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = iovs
                     .iter()
@@ -263,10 +382,29 @@ async fn send_batch(sock: &UdpSocket, peer: SocketAddr, out: &[u8], slot: usize,
                     .collect();
                 rustix::net::sendmmsg(sock, &mut msgs, SendFlags::empty()).map_err(io::Error::from)
             })
-            .await;
-        match r {
-            Ok(n) if n > 0 => sent += n,
-            _ => return,
+            .await?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
         }
+        sent += n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gso_run;
+
+    #[test]
+    fn gso_runs_take_equal_blocks_and_a_short_last_one() {
+        assert_eq!(gso_run(&[]), 0);
+        assert_eq!(gso_run(&[1472]), 1);
+        assert_eq!(gso_run(&[1472; 16]), 16);
+        assert_eq!(gso_run(&[1472, 1472, 100]), 3);
+        assert_eq!(gso_run(&[1472, 100, 1472]), 2);
+        assert_eq!(gso_run(&[100, 1472]), 1);
+        assert_eq!(gso_run(&[516; 100]), super::GSO_MAX_SEGMENTS);
+        // 8196-byte datagrams: 7 fit in 65000 bytes.
+        assert_eq!(gso_run(&[8196; 8]), 7);
     }
 }
