@@ -28,7 +28,7 @@ PACKAGES=(
   tftp-hpa atftp tftpd-hpa
   busybox-static udhcpc isc-dhcp-client
   nbdkit libnbd-bin nbd-client nbd-server python3-libnbd python3-scapy
-  systemd openssl   # systemd-analyze verify of the units; certificates for NBD TLS tests
+  systemd openssl python3-yaml   # verify the units; NBD TLS test certificates; the k8s manifests
   kea-dhcp4-server kea-admin dnsmasq-base
   qemu-system-x86 ovmf ipxe-qemu
   squashfs-tools cpio kmod
@@ -77,5 +77,6 @@ done
 for f in /usr/share/OVMF/OVMF_CODE.fd /usr/lib/ipxe/qemu/efi-virtio.rom; do
   if [ -e "$f" ]; then printf '  %-20s %s\n' "$(basename "$f")" "$f"; else printf '  %-20s MISSING\n' "$f"; missing=1; fi
 done
+if ! /usr/bin/python3 -c 'import yaml' 2>/dev/null; then echo "  python3-yaml         MISSING (import yaml in /usr/bin/python3)"; missing=1; fi
 if ! /usr/bin/python3 -c 'import nbd' 2>/dev/null; then echo "  python3-libnbd       MISSING (import nbd in /usr/bin/python3)"; missing=1; fi
 exit "$missing"
