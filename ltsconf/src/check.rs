@@ -10,10 +10,7 @@ pub(crate) fn run(doc: &mut Document<'_>) {
     let mut found = Vec::new();
     duplicate_keys(doc, &mut found);
     let first = duplicate_sections(doc, &mut found);
-    let any_like = doc
-        .sections
-        .iter()
-        .any(|s| s.entries.iter().any(|e| e.kind == EntryKind::Like));
+    let any_like = doc.entries.iter().any(|e| e.kind == EntryKind::Like);
     if doc.dialect == Dialect::Lts5 && any_like {
         likes(doc, &first, &mut found);
     }
@@ -41,11 +38,12 @@ fn cmp_key(dialect: Dialect, a: &str, b: &str) -> Ordering {
 fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
     let mut idx: Vec<usize> = Vec::new();
     for s in &doc.sections {
+        let entries = doc.entries_of(s);
         let same = |a: usize, b: usize| {
-            cmp_key(doc.dialect, s.entries[a].key.text, s.entries[b].key.text) == Ordering::Equal
+            crate::key_eq(doc.dialect, entries[a].key.text, entries[b].key.text)
         };
         let mut report = |first: usize, again: usize| {
-            let (first, again) = (&s.entries[first], &s.entries[again]);
+            let (first, again) = (&entries[first], &entries[again]);
             out.push(Diagnostic::warning(
                 Kind::DuplicateKey,
                 again.key.span,
@@ -55,8 +53,8 @@ fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
                 ),
             ));
         };
-        let assigns = || (0..s.entries.len()).filter(|&i| s.entries[i].kind == EntryKind::Assign);
-        if s.entries.len() <= 16 {
+        let assigns = || (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::Assign);
+        if entries.len() <= 16 {
             // Small sections (nearly all): quadratic, but no allocation.
             for b in assigns() {
                 if let Some(a) = assigns()
@@ -72,7 +70,7 @@ fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
         idx.clear();
         idx.extend(assigns());
         idx.sort_by(|&a, &b| {
-            cmp_key(doc.dialect, s.entries[a].key.text, s.entries[b].key.text).then(a.cmp(&b))
+            cmp_key(doc.dialect, entries[a].key.text, entries[b].key.text).then(a.cmp(&b))
         });
         for w in idx.windows(2) {
             if same(w[0], w[1]) {
@@ -142,7 +140,7 @@ fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
     let mut at: Vec<usize> = Vec::with_capacity(n + 1);
     for s in &doc.sections {
         at.push(edges.len());
-        for (k, e) in s.entries.iter().enumerate() {
+        for (k, e) in doc.entries_of(s).iter().enumerate() {
             if e.kind != EntryKind::Like {
                 continue;
             }
@@ -191,7 +189,7 @@ fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
                             .map(|&(s, _)| doc.sections[s].name.text)
                             .collect();
                         path.push(doc.sections[t].name.text);
-                        let e = &doc.sections[v].entries[k];
+                        let e = &doc.entries_of(&doc.sections[v])[k];
                         out.push(Diagnostic::error(
                             Kind::LikeCycle,
                             e.span(),
@@ -212,17 +210,15 @@ fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
 }
 
 fn values(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
-    for s in &doc.sections {
-        for e in &s.entries {
-            if e.kind != EntryKind::Assign || !e.value.is_literal() {
-                continue;
-            }
-            if doc.dialect == Dialect::Lts5 && e.value.is_none() {
-                continue;
-            }
-            if let Some(msg) = known::check_value(doc.dialect, e.key.text, &e.value.text()) {
-                out.push(Diagnostic::warning(Kind::Value, e.span(), msg));
-            }
+    for e in &doc.entries {
+        if e.kind != EntryKind::Assign || !e.value.is_literal() {
+            continue;
+        }
+        if doc.dialect == Dialect::Lts5 && e.value.is_none() {
+            continue;
+        }
+        if let Some(msg) = known::check_value(doc.dialect, e.key.text, &e.value.text()) {
+            out.push(Diagnostic::warning(Kind::Value, e.span(), msg));
         }
     }
 }

@@ -14,9 +14,10 @@ pub fn parse(data: &[u8]) {
             assert!(d.span.start <= d.span.end && d.span.end <= text.len());
         }
         for s in &doc.sections {
-            for e in &s.entries {
+            for e in doc.entries_of(s) {
                 assert!(e.key.span.end <= text.len() && e.value.span.end <= text.len());
             }
+            assert!(s.entries.end <= doc.entries.len());
         }
         let _ = doc.as_getltscfg_would();
     }

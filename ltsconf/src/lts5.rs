@@ -298,6 +298,7 @@ pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
             // A guess that avoids most regrowth (a header plus a key is 16 bytes at least)
             // without reserving much for small files.
             sections: Vec::with_capacity(src.len() / 128),
+            entries: Vec::with_capacity(src.len() / 48),
             includes: Vec::new(),
             diagnostics: Vec::new(),
             stop: None,
@@ -520,7 +521,7 @@ impl<'a> Parser<'a> {
                         end: t.span.end,
                         ..lb.span
                     },
-                    entries: Vec::with_capacity(4),
+                    entries: self.doc.entries.len()..self.doc.entries.len(),
                     unnamed: false,
                 });
                 self.state = State::In(self.doc.sections.len() - 1);
@@ -746,7 +747,8 @@ impl<'a> Parser<'a> {
             ));
         }
         if let State::In(i) = self.state {
-            self.doc.sections[i].entries.push(entry);
+            self.doc.entries.push(entry);
+            self.doc.sections[i].entries.end = self.doc.entries.len();
         }
     }
 
@@ -823,7 +825,7 @@ impl<'a> Parser<'a> {
                 end: k + 1,
                 ..lb_span
             },
-            entries: Vec::with_capacity(4),
+            entries: self.doc.entries.len()..self.doc.entries.len(),
             unnamed: false,
         });
         self.state = State::In(self.doc.sections.len() - 1);
@@ -1020,7 +1022,7 @@ mod tests {
     fn spans_point_at_tokens() {
         let src = "[a]\n  KEY = \"v\"\n";
         let doc = parse(src);
-        let e = doc.sections[0].entries[0];
+        let e = doc.entries[0];
         assert_eq!((e.key.span.line, e.key.span.column), (2, 3));
         assert_eq!(&src[e.key.span.bytes()], "KEY");
         assert_eq!(&src[e.value.span.bytes()], "v");

@@ -76,6 +76,7 @@ pub(crate) fn parse(src: &str) -> Document<'_> {
             dialect: Dialect::Ltsp19,
             source: src,
             sections: Vec::new(),
+            entries: Vec::new(),
             includes: Vec::new(),
             diagnostics: Vec::new(),
             stop: None,
@@ -115,6 +116,12 @@ impl<'a> Lines<'a> {
         }
     }
 
+    /// Adds `entry` to section `i` (always the last one).
+    fn push(&mut self, i: usize, entry: Entry<'a>) {
+        self.doc.entries.push(entry);
+        self.doc.sections[i].entries.end = self.doc.entries.len();
+    }
+
     fn section_for_entry(&mut self) -> usize {
         match self.cur {
             Some(i) => i,
@@ -131,7 +138,7 @@ impl<'a> Lines<'a> {
                         start: 0,
                         end: 0,
                     },
-                    entries: Vec::new(),
+                    entries: self.doc.entries.len()..self.doc.entries.len(),
                     unnamed: true,
                 });
                 let i = self.doc.sections.len() - 1;
@@ -165,11 +172,14 @@ impl<'a> Lines<'a> {
                 span: self.span(start, no, vstart, vstart + raw.len()),
                 quoting: Quoting::Bare,
             };
-            self.doc.sections[i].entries.push(Entry {
-                kind: EntryKind::Include,
-                key,
-                value,
-            });
+            self.push(
+                i,
+                Entry {
+                    kind: EntryKind::Include,
+                    key,
+                    value,
+                },
+            );
             return after;
         }
         if let Some((name_len, eq)) = assignment_eq(line) {
@@ -216,7 +226,7 @@ impl<'a> Lines<'a> {
             },
             pattern,
             header,
-            entries: Vec::new(),
+            entries: self.doc.entries.len()..self.doc.entries.len(),
             unnamed: false,
         });
         self.cur = Some(self.doc.sections.len() - 1);
@@ -323,11 +333,14 @@ impl<'a> Lines<'a> {
             ));
         }
         let i = self.section_for_entry();
-        self.doc.sections[i].entries.push(Entry {
-            kind: EntryKind::Assign,
-            key,
-            value,
-        });
+        self.push(
+            i,
+            Entry {
+                kind: EntryKind::Assign,
+                key,
+                value,
+            },
+        );
         (last_end + 1).min(src.len()).max(last_end)
     }
 

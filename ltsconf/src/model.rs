@@ -3,6 +3,7 @@
 
 use crate::{Diagnostic, Severity, Span};
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// Which of the two LTSP file formats a text is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,25 +152,13 @@ pub struct Section<'a> {
     pub pattern: Cow<'a, str>,
     /// The whole header, `[` to `]`.
     pub header: Span,
-    /// The entries, in file order.
-    pub entries: Vec<Entry<'a>>,
+    /// Its entries, in file order: a run of [`Document::entries`] (read them with
+    /// [`Document::entries_of`]). One list for the whole file instead of one per section
+    /// saves an allocation per section, which dominated parsing big files.
+    pub entries: Range<usize>,
     /// ltsp19: the lines before the first header (ini2sh's `section_unnamed`); the
     /// name is then empty.
     pub unnamed: bool,
-}
-
-impl Section<'_> {
-    /// The entries of kind `Assign` whose key equals `key` (ASCII case-insensitively for
-    /// lts5, exactly for ltsp19: pass the dialect).
-    pub fn assignments<'s>(
-        &'s self,
-        key: &'s str,
-        dialect: Dialect,
-    ) -> impl Iterator<Item = &'s Entry<'s>> + 's {
-        self.entries
-            .iter()
-            .filter(move |e| e.kind == EntryKind::Assign && crate::key_eq(dialect, e.key.text, key))
-    }
 }
 
 /// A parsed file.
@@ -182,6 +171,8 @@ pub struct Document<'a> {
     /// The sections in file order (ltsp19: an unnamed one first when lines precede the first
     /// header).
     pub sections: Vec<Section<'a>>,
+    /// Every section's entries, in file order ([`Section::entries`] says which are whose).
+    pub entries: Vec<Entry<'a>>,
     /// lts5 `include` paths, in file order. The crate opens no files: a caller appends the
     /// included texts after this one, as getltscfg does (the `ltsconf` tool does so).
     pub includes: Vec<Text<'a>>,
@@ -204,15 +195,53 @@ impl<'a> Document<'a> {
     /// a key before any section means nothing is kept). Unchanged for ltsp19, and for a file
     /// without syntax errors. `--lenient` resolves this.
     pub fn as_getltscfg_would(&self) -> Document<'a> {
-        let mut doc = self.clone();
-        if let Some(stop) = self.stop {
-            doc.sections.retain(|s| s.header.end <= stop);
-            for s in &mut doc.sections {
-                s.entries.retain(|e| e.span().end <= stop);
+        let Some(stop) = self.stop else {
+            return self.clone();
+        };
+        let mut sections = Vec::new();
+        let mut entries = Vec::new();
+        for s in self.sections.iter().filter(|s| s.header.end <= stop) {
+            let first = entries.len();
+            entries.extend(
+                self.entries_of(s)
+                    .iter()
+                    .filter(|e| e.span().end <= stop)
+                    .copied(),
+            );
+            if entries.len() > first {
+                sections.push(Section {
+                    entries: first..entries.len(),
+                    ..s.clone()
+                });
             }
-            doc.sections.retain(|s| !s.entries.is_empty());
         }
-        doc
+        Document {
+            sections,
+            entries,
+            diagnostics: self.diagnostics.clone(),
+            includes: self.includes.clone(),
+            ..*self
+        }
+    }
+
+    /// The entries of `section` (a section of this document), in file order.
+    pub fn entries_of(&self, section: &Section<'a>) -> &[Entry<'a>] {
+        self.entries
+            .get(section.entries.clone())
+            .unwrap_or_default()
+    }
+
+    /// The entries of kind `Assign` in `section` whose key equals `key` (ASCII
+    /// case-insensitively for lts5, exactly for ltsp19).
+    pub fn assignments<'s>(
+        &'s self,
+        section: &Section<'a>,
+        key: &'s str,
+    ) -> impl Iterator<Item = &'s Entry<'a>> + 's {
+        let dialect = self.dialect;
+        self.entries_of(section)
+            .iter()
+            .filter(move |e| e.kind == EntryKind::Assign && crate::key_eq(dialect, e.key.text, key))
     }
 
     /// The first section whose name equals `name` under the dialect's rules (lts5:

@@ -74,7 +74,7 @@ pub struct Link {
 pub struct Setting {
     /// Index into [`Resolution::chain`].
     pub link: usize,
-    /// Index into that section's [`crate::Section::entries`].
+    /// Index into that section's entries ([`Document::entries_of`]).
     pub entry: usize,
 }
 
@@ -116,7 +116,8 @@ impl<'d, 'a> Resolution<'d, 'a> {
 
     /// The entry behind a setting.
     pub fn entry(&self, s: Setting) -> &'d Entry<'a> {
-        &self.doc.sections[self.chain[s.link].section].entries[s.entry]
+        let section = &self.doc.sections[self.chain[s.link].section];
+        &self.doc.entries_of(section)[s.entry]
     }
 
     /// The link (section and reason) behind a setting.
@@ -310,7 +311,7 @@ impl<'d, 'a> Resolver<'d, 'a> {
         let expand = |chain: &mut Vec<Link>, used: &mut Vec<usize>, walked: &mut usize| {
             while *walked < chain.len() {
                 let from = chain[*walked].section;
-                for e in &sections[from].entries {
+                for e in self.doc.entries_of(&sections[from]) {
                     if e.kind == EntryKind::Like
                         && let Some(t) = self.by_name(e.value.raw)
                     {
@@ -342,7 +343,7 @@ impl<'d, 'a> Resolver<'d, 'a> {
             .iter()
             .enumerate()
             .flat_map(|(link, l)| {
-                let entries = &sections[l.section].entries;
+                let entries = self.doc.entries_of(&sections[l.section]);
                 (0..entries.len())
                     .rev()
                     .filter(move |&e| entries[e].kind == EntryKind::Assign)
@@ -377,7 +378,7 @@ impl<'d, 'a> Resolver<'d, 'a> {
         // HOSTNAME (`[3c:07:71:a2:02:e3]` `HOSTNAME=pc01`, then `[pc01]` applies).
         let set = run.order.iter().rev().map(|&st| {
             let l = run.chain[st.link];
-            &self.doc.sections[l.section].entries[st.entry]
+            &self.doc.entries_of(&self.doc.sections[l.section])[st.entry]
         });
         let assigned = set
             .filter(|e| e.key.text == "HOSTNAME" && e.value.is_literal())
@@ -437,7 +438,8 @@ impl Run<'_, '_, '_> {
         self.ran.push(f);
         let link = self.chain.len();
         self.chain.push(Link { section: f, reason });
-        for (entry, e) in sections[f].entries.iter().enumerate() {
+        let doc = self.resolver.doc;
+        for (entry, e) in doc.entries_of(&sections[f]).iter().enumerate() {
             match e.kind {
                 EntryKind::Assign => self.order.push(Setting { link, entry }),
                 EntryKind::Include => {

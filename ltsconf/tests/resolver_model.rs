@@ -19,7 +19,7 @@ fn lts5_model(text: &str, c: &Client<'_>) -> Vec<usize> {
     let expand = |chain: &mut Vec<usize>| {
         let mut k = 0;
         while k < chain.len() {
-            for e in &s[chain[k]].entries {
+            for e in doc.entries_of(&s[chain[k]]) {
                 if e.kind == EntryKind::Like
                     && let Some(t) = by_name(e.value.raw)
                 {
@@ -84,7 +84,7 @@ fn ltsp19_model(text: &str, c: &Client<'_>) -> Vec<usize> {
             return;
         }
         ran.push(last);
-        for e in &s[last].entries {
+        for e in doc.entries_of(&s[last]) {
             if e.kind == EntryKind::Include {
                 run(doc, &e.value.raw.to_ascii_lowercase(), ran, host);
             } else if e.key.text == "HOSTNAME" {
@@ -96,7 +96,7 @@ fn ltsp19_model(text: &str, c: &Client<'_>) -> Vec<usize> {
     let mut host = None;
     if let Some(u) = s.iter().position(|x| x.unnamed) {
         ran.push(u);
-        for e in &s[u].entries {
+        for e in doc.entries_of(&s[u]) {
             if e.kind == EntryKind::Include {
                 run(&doc, &e.value.raw.to_ascii_lowercase(), &mut ran, &mut host);
             } else if e.key.text == "HOSTNAME" {
