@@ -255,6 +255,13 @@ impl Server {
         &self.config
     }
 
+    /// Replaces the configuration (a reload): pools, hosts and boot policy apply to the next
+    /// datagram; every lease and offer already made is kept, also when its address is no
+    /// longer in a pool.
+    pub fn reconfigure(&mut self, config: Config) {
+        self.config = config;
+    }
+
     /// Loads a lease from a store at start-up (later records win).
     pub fn restore(&mut self, lease: &Lease) {
         self.table.restore(lease);

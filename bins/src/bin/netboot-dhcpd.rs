@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use netboot_bins::dhcpd;
@@ -56,13 +56,38 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(netboot_bins::EXIT_OK);
     }
-    // Never set: the process runs until it is killed, as before.
+    // SIGTERM and SIGINT set the flag (a small runtime waits for them on its own thread);
+    // the server then stops receiving, syncs the journal, sends the ACKs that waited for it
+    // and returns, and the process exits 0.
     let shutdown = Arc::new(AtomicBool::new(false));
-    match dhcpd::run(loaded, shutdown) {
-        Ok(()) => ExitCode::from(netboot_bins::EXIT_OK),
+    let _signals = match signal_watcher(Arc::clone(&shutdown)) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("installing signal handlers: {e:#}");
+            return ExitCode::from(netboot_bins::EXIT_USAGE);
+        }
+    };
+    let result = dhcpd::run(loaded, Arc::clone(&shutdown));
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::from(netboot_bins::EXIT_OK)
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(netboot_bins::EXIT_USAGE)
         }
     }
+}
+
+/// Sets `flag` on SIGTERM or SIGINT. The handlers are installed before this returns.
+fn signal_watcher(flag: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signal = rt.block_on(async { netboot_bins::shutdown_signal() })?;
+    Ok(std::thread::spawn(move || {
+        rt.block_on(signal);
+        flag.store(true, Ordering::SeqCst);
+    }))
 }

@@ -1,23 +1,35 @@
 //! The DHCP/PXE server (`netboot-dhcpd`, and `[dhcp]` in `netbootd`): a thin driver around
 //! `netboot_dhcp::server::Server`: sockets, the clock, the lease journal and the log.
 //!
-//! One UDP socket per interface, bound to 0.0.0.0:67 with `SO_BINDTODEVICE` and
-//! `SO_BROADCAST`, so it sees broadcasts from clients without an address and its broadcasts
-//! leave by the right interface (plus one on 4011 per interface in proxy mode). Each socket's
-//! thread takes a batch of datagrams (one blocking receive, then whatever is already queued)
-//! and runs them through the engine. Replies that change no lease (OFFERs, NAKs, INFORM
-//! answers) go out at once; lease changes and their ACKs go to the committer thread, which
-//! writes everything queued with one `fdatasync` and only then sends those ACKs: no ACK leaves
-//! before its lease is durable, one sync covers every ACK waiting for it, and receiving never
-//! stops while the disk is busy.
+//! One UDP socket on 0.0.0.0:67 (plus 4011 in proxy mode) with `SO_BROADCAST` and
+//! `IP_PKTINFO` ([`sock`]): each datagram comes with its arrival interface and our address
+//! there, which is the reply's source, option 54 and the subnet of an unrelayed client; the
+//! configured interface list is a filter on the arrival interface. Replies leave by the
+//! arrival interface; a client that has no address and did not ask for a broadcast gets a
+//! unicast to its new address after its MAC is put in the kernel's neighbour table
+//! ([`neigh`]), or a broadcast if that fails.
 //!
-//! The server is blocking (plain threads): [`run`] returns once `shutdown` is set, after the
-//! committer has written and answered everything queued.
+//! A listener thread takes a batch of datagrams (one blocking receive, then whatever is
+//! already queued) and runs them through the engine. Replies that change no lease (OFFERs,
+//! NAKs, INFORM answers) go out at once; lease changes and their ACKs go to the committer
+//! thread, which writes everything queued with one `fdatasync` and only then sends those
+//! ACKs: no ACK leaves before its lease is durable, one sync covers every ACK waiting for it,
+//! and receiving never stops while the disk is busy.
+//!
+//! The server is blocking (plain threads): [`run_reloadable`] returns once `shutdown` is set,
+//! after the committer has written and answered everything queued. New settings sent through
+//! its [`Reload`] replace pools, hosts and boot policy for the next exchanges; granted leases
+//! stay (same engine table, same journal). The interface list, port, lease file and
+//! durability are fixed at start: a reload that changes them logs a warning and keeps the
+//! running ones (restart to change them).
 
 mod config;
 mod journal;
+mod neigh;
+mod sock;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,17 +41,29 @@ use netboot_dhcp::server::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::Reload;
 pub use config::{Config, Loaded, Problem, check, load};
 use journal::Journal;
+use neigh::Neighbours;
+use sock::{PortSocket, Received};
 
 /// Datagrams taken per batch at most.
 const BATCH: usize = 64;
 
-/// A reply that must wait for its lease to be durable, with what to log once it is.
-struct Waiting {
+/// A reply and the way out: the socket it came in on, the arrival interface and our address
+/// there.
+struct Reply {
     bytes: Vec<u8>,
-    to: SocketAddrV4,
-    socket: Arc<UdpSocket>,
+    dest: Destination,
+    socket: Arc<PortSocket>,
+    ifindex: u32,
+    local: Ipv4Addr,
+}
+
+/// A lease change waiting to be durable, with its reply (none for RELEASE and DECLINE) and
+/// what to log once it is.
+struct Waiting {
+    reply: Option<Reply>,
     interface: Arc<str>,
     event: LeaseEvent,
     lease: Lease,
@@ -61,16 +85,36 @@ struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     durable: bool,
-    shutdown: Arc<AtomicBool>,
+    /// Set on shutdown, or when a listener fails (the others then stop too).
+    stop: AtomicBool,
     /// Set once every listener has stopped: from then on the queue only shrinks.
     listeners_done: AtomicBool,
+    links: Links,
 }
 
-struct Listener {
-    socket: Arc<UdpSocket>,
-    interface: Arc<str>,
-    local: Ipv4Addr,
-    port: u16,
+/// The interfaces served, by index, with their names for the log.
+struct Links {
+    names: HashMap<u32, Arc<str>>,
+    /// Only the configured ones; otherwise every interface but loopback.
+    only: bool,
+}
+
+impl Links {
+    /// The name of a served interface; `None` when datagrams from it are to be ignored.
+    fn name(&self, ifindex: u32) -> Option<Arc<str>> {
+        if let Some(n) = self.names.get(&ifindex) {
+            return Some(Arc::clone(n));
+        }
+        if self.only || ifindex == 0 {
+            return None;
+        }
+        // An interface that appeared after the start.
+        let name = nix::net::if_::if_indextoname(ifindex)
+            .ok()?
+            .into_string()
+            .ok()?;
+        (name != "lo").then(|| Arc::from(name))
+    }
 }
 
 fn unix_now() -> u64 {
@@ -79,7 +123,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Every interface with an IPv4 address, from /sys/class/net, except loopback.
+/// Every interface but loopback, from /sys/class/net.
 fn all_interfaces() -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
         .context("listing /sys/class/net")?
@@ -102,27 +146,61 @@ fn interface_address(name: &str) -> Option<Ipv4Addr> {
     (!local.ip().is_unspecified()).then(|| *local.ip())
 }
 
-fn bind(interface: &str, port: u16) -> anyhow::Result<UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.set_broadcast(true)?;
-    s.bind_device(Some(interface.as_bytes()))
-        .with_context(|| format!("SO_BINDTODEVICE {interface}"))?;
-    // Room for a burst of clients while the journal syncs.
-    let _ = s.set_recv_buffer_size(4 << 20);
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
-        .with_context(|| format!("binding 0.0.0.0:{port} on {interface}"))?;
-    let socket: UdpSocket = s.into();
-    socket.set_read_timeout(Some(Duration::from_secs(1)))?;
-    Ok(socket)
+/// The served interfaces: the configured ones (each must exist and have an IPv4 address), or
+/// every one but loopback (at least one with an address).
+fn links(interfaces: &[String]) -> anyhow::Result<Links> {
+    let only = !interfaces.is_empty();
+    let names = if only {
+        interfaces.to_vec()
+    } else {
+        all_interfaces()?
+    };
+    let (mut map, mut any_address) = (HashMap::new(), false);
+    for name in names {
+        let Ok(ifindex) = nix::net::if_::if_nametoindex(name.as_str()) else {
+            if only {
+                bail!("no interface {name}");
+            }
+            continue;
+        };
+        match interface_address(&name) {
+            Some(local) => {
+                any_address = true;
+                tracing::info!(interface = %name, ifindex, %local, "serving");
+            }
+            None if only => bail!("interface {name} has no IPv4 address"),
+            None => {}
+        }
+        map.insert(ifindex, Arc::from(name.as_str()));
+    }
+    if !any_address {
+        bail!("no interface with an IPv4 address to serve");
+    }
+    Ok(Links { names: map, only })
+}
+
+/// The ports a configuration listens on.
+fn ports(loaded: &Loaded) -> Vec<u16> {
+    let mut p = vec![loaded.server.port];
+    if loaded.server.proxy {
+        p.push(PXE_PORT);
+    }
+    p
 }
 
 /// Serves until `shutdown` is set (checked at least once a second), then returns once every
 /// lease change already received is on disk and its reply sent. Blocking: call it on a thread
-/// of its own.
+/// of its own. The same as [`run_reloadable`] without reloads.
 pub fn run(loaded: Loaded, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let cfg = loaded.server;
-    let mut server = Server::new(loaded.engine);
+    run_reloadable(crate::no_reload(loaded), shutdown)
+}
+
+/// [`run`], taking new settings from `reload` while it runs (see the module docs for what a
+/// reload changes).
+pub fn run_reloadable(mut reload: Reload<Loaded>, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let started = Arc::clone(&reload.borrow_and_update());
+    let cfg = &started.server;
+    let mut server = Server::new(started.engine.clone());
     let journal = match &cfg.lease_file {
         Some(path) => {
             let (j, leases) = Journal::open(path, cfg.durability)
@@ -138,56 +216,42 @@ pub fn run(loaded: Loaded, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
             None
         }
     };
-    let names = if cfg.interfaces.is_empty() {
-        all_interfaces()?
-    } else {
-        cfg.interfaces.clone()
-    };
-    let mut listeners = Vec::new();
-    for name in names {
-        let Some(local) = interface_address(&name) else {
-            if !cfg.interfaces.is_empty() {
-                bail!("interface {name} has no IPv4 address");
-            }
-            continue;
-        };
-        let mut ports = vec![cfg.port];
-        if cfg.proxy {
-            ports.push(PXE_PORT);
-        }
-        for port in ports {
-            let socket = bind(&name, port)?;
-            tracing::info!(interface = %name, %local, port, "listening");
-            listeners.push(Listener {
-                socket: Arc::new(socket),
-                interface: Arc::from(name.as_str()),
-                local,
-                port,
-            });
-        }
-    }
-    if listeners.is_empty() {
-        bail!("no interface with an IPv4 address to serve");
+    let links = links(&cfg.interfaces)?;
+    let mut sockets = Vec::new();
+    for port in ports(&started) {
+        sockets.push(Arc::new(PortSocket::bind(port)?));
+        tracing::info!(port, "listening");
     }
     let shared = Arc::new(Shared {
         server: Mutex::new(server),
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
         durable: journal.is_some(),
-        shutdown,
+        stop: AtomicBool::new(false),
         listeners_done: AtomicBool::new(false),
+        links,
     });
     let committer = journal.map(|j| {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || commit_loop(j, &shared))
     });
-    let threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>> = listeners
+    let threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>> = sockets
         .into_iter()
-        .map(|l| {
+        .map(|s| {
             let shared = Arc::clone(&shared);
-            std::thread::spawn(move || serve(&l, &shared))
+            std::thread::spawn(move || serve(s, &shared))
         })
         .collect();
+    // Reloads until shutdown, or until a listener fails.
+    while !shutdown.load(Ordering::SeqCst) && !threads.iter().any(|t| t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        // An error means the sender is gone: no more reloads, keep serving.
+        if reload.has_changed().unwrap_or(false) {
+            let new = Arc::clone(&reload.borrow_and_update());
+            apply_reload(&shared, &started, &new);
+        }
+    }
+    shared.stop.store(true, Ordering::SeqCst);
     // Listeners first: once they have stopped, nothing more is queued, and the committer
     // drains what is left.
     let mut result = Ok(());
@@ -213,10 +277,40 @@ pub fn run(loaded: Loaded, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     result
 }
 
+/// Applies new settings to the engine; warns about what only a restart changes.
+fn apply_reload(shared: &Shared, running: &Loaded, new: &Loaded) {
+    let (old, s) = (&running.server, &new.server);
+    let fixed = [
+        ("interfaces", old.interfaces != s.interfaces),
+        ("port", old.port != s.port),
+        ("lease_file", old.lease_file != s.lease_file),
+        ("durability", old.durability != s.durability),
+        ("proxy listening on 4011", ports(running) != ports(new)),
+    ];
+    for (what, changed) in fixed {
+        if changed {
+            tracing::warn!("dhcp reload: {what} changed; kept as started (restart to apply)");
+        }
+    }
+    let e = &new.engine;
+    shared
+        .server
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .reconfigure(e.clone());
+    tracing::info!(
+        subnets = e.subnets.len(),
+        hosts = e.hosts.len(),
+        rules = e.boot.rules.len(),
+        "dhcp configuration reloaded"
+    );
+}
+
 /// The group commit: takes everything queued since the last round, writes it with one
 /// fdatasync, then logs and sends the replies that waited for it. Listeners keep receiving
 /// and answering DISCOVERs meanwhile, so a slow disk delays ACKs but does not stop the server.
 fn commit_loop(mut journal: Journal, shared: &Shared) -> anyhow::Result<()> {
+    let mut neigh = Neighbours::new();
     loop {
         let batch = {
             let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -243,45 +337,32 @@ fn commit_loop(mut journal: Journal, shared: &Shared) -> anyhow::Result<()> {
         // Logged after the commit: a "lease bound" line means the lease is on disk.
         for w in batch.waiting {
             log_lease(&w.interface, w.event, &w.lease, w.file.as_deref());
-            if let Err(e) = w.socket.send_to(&w.bytes, w.to) {
-                tracing::warn!(to = %w.to, error = %e, "send failed");
+            if let Some(r) = w.reply {
+                deliver(&r, &mut neigh);
             }
         }
     }
 }
 
-fn serve(l: &Listener, shared: &Shared) -> anyhow::Result<()> {
+fn serve(socket: Arc<PortSocket>, shared: &Shared) -> anyhow::Result<()> {
+    let mut neigh = Neighbours::new();
     let mut bufs = vec![[0u8; 1500]; BATCH];
-    let mut batch: Vec<(usize, SocketAddrV4)> = Vec::with_capacity(BATCH);
-    let mut now_replies: Vec<(Vec<u8>, SocketAddrV4)> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Received> = Vec::with_capacity(BATCH);
+    let mut now_replies: Vec<Reply> = Vec::with_capacity(BATCH);
     let mut waiting: Vec<Waiting> = Vec::with_capacity(BATCH);
     let mut leases: Vec<Lease> = Vec::with_capacity(BATCH);
     // Changes since the last compaction, and the live lease count it left.
     let (mut changes, mut live_after) = (0usize, 0usize);
-    while !shared.shutdown.load(Ordering::SeqCst) {
+    while !shared.stop.load(Ordering::SeqCst) {
         batch.clear();
-        match l.socket.recv_from(&mut bufs[0]) {
-            Ok((n, SocketAddr::V4(src))) => batch.push((n, src)),
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+        match socket.recv(&mut bufs[0], true) {
+            Ok(Some(r)) => batch.push(r),
+            Ok(None) => continue,
             Err(e) => return Err(e).context("receive"),
         }
         while batch.len() < BATCH {
-            let buf = &mut bufs[batch.len()][..];
-            match rustix::net::recvfrom(&*l.socket, buf, rustix::net::RecvFlags::DONTWAIT) {
-                Ok((n, _, Some(addr))) => match SocketAddrV4::try_from(addr) {
-                    Ok(src) => batch.push((n, src)),
-                    Err(_) => continue,
-                },
+            match socket.recv(&mut bufs[batch.len()], false) {
+                Ok(Some(r)) => batch.push(r),
                 _ => break,
             }
         }
@@ -289,43 +370,45 @@ fn serve(l: &Listener, shared: &Shared) -> anyhow::Result<()> {
         let mut snapshot = None;
         {
             let mut server = shared.server.lock().unwrap_or_else(|p| p.into_inner());
-            for (i, &(n, src)) in batch.iter().enumerate() {
+            for (buf, r) in bufs.iter().zip(&batch) {
+                let Some(interface) = shared.links.name(r.ifindex) else {
+                    continue;
+                };
                 let out = server.handle(
                     now,
                     &Incoming {
-                        data: &bufs[i][..n],
-                        src,
-                        local_addr: l.local,
-                        local_port: l.port,
+                        data: &buf[..r.len],
+                        src: r.src,
+                        local_addr: r.local,
+                        local_port: socket.port,
                     },
                 );
-                log_reply(l, src, &out);
+                log_reply(&interface, r.src, &out);
                 let file = out.detail.and_then(|(_, f)| f);
-                match (out.lease, out.reply) {
-                    (Some((event, lease)), reply) if shared.durable => {
+                let reply = out.reply.map(|(bytes, dest, _)| Reply {
+                    bytes,
+                    dest,
+                    socket: Arc::clone(&socket),
+                    ifindex: r.ifindex,
+                    local: r.local,
+                });
+                match out.lease {
+                    Some((event, lease)) if shared.durable => {
                         leases.push(lease.clone());
                         changes += 1;
-                        // A RELEASE or DECLINE has no reply but still waits to be logged.
-                        let (bytes, to) = reply
-                            .map(|(b, d, _)| (b, target(d)))
-                            .unwrap_or((Vec::new(), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)));
                         waiting.push(Waiting {
-                            bytes,
-                            to,
-                            socket: Arc::clone(&l.socket),
-                            interface: Arc::clone(&l.interface),
+                            reply,
+                            interface,
                             event,
                             lease,
                             file,
                         });
                     }
-                    (lease, reply) => {
+                    lease => {
                         if let Some((event, lease)) = lease {
-                            log_lease(&l.interface, event, &lease, file.as_deref());
+                            log_lease(&interface, event, &lease, file.as_deref());
                         }
-                        if let Some((b, d, _)) = reply {
-                            now_replies.push((b, target(d)));
-                        }
+                        now_replies.extend(reply);
                     }
                 }
             }
@@ -349,41 +432,52 @@ fn serve(l: &Listener, shared: &Shared) -> anyhow::Result<()> {
             drop(q);
             shared.ready.notify_one();
         }
-        for (bytes, to) in now_replies.drain(..) {
-            if let Err(e) = l.socket.send_to(&bytes, to) {
-                tracing::warn!(%to, error = %e, "send failed");
-            }
+        for r in now_replies.drain(..) {
+            deliver(&r, &mut neigh);
         }
     }
     Ok(())
 }
 
-/// Where a reply goes. A client without an address that did not ask for a broadcast should
-/// get a unicast to its new address, which needs its MAC in our ARP table; RFC 2131 §4.1
-/// allows a broadcast instead, which every client receives, so that is what is sent.
-fn target(dest: Destination) -> SocketAddrV4 {
-    match dest {
-        Destination::Unicast(a) => a,
-        Destination::Broadcast | Destination::Hardware { .. } => {
-            SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+/// Sends a reply where RFC 2131 §4.1 says. A client without an address that did not ask
+/// for a broadcast gets a unicast to its new address, once the kernel's neighbour table maps
+/// that address to the client's MAC; if the table cannot be seeded (or the send fails), a
+/// broadcast on the arrival interface, which §4.1 allows and every client receives.
+fn deliver(r: &Reply, neigh: &mut Neighbours) {
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT);
+    let (to, ifindex) = match r.dest {
+        Destination::Unicast(a) => (a, 0),
+        Destination::Broadcast => (broadcast, r.ifindex),
+        Destination::Hardware { ip, hw, hlen } => {
+            let hw = &hw[..usize::from(hlen).min(hw.len())];
+            if r.ifindex != 0 && neigh.seed(r.ifindex, ip, hw).is_ok() {
+                let to = SocketAddrV4::new(ip, CLIENT_PORT);
+                match r.socket.send(&r.bytes, to, r.ifindex, r.local) {
+                    Ok(()) => return,
+                    Err(e) => tracing::debug!(%to, error = %e, "unicast failed; broadcasting"),
+                }
+            }
+            (broadcast, r.ifindex)
         }
+    };
+    if let Err(e) = r.socket.send(&r.bytes, to, ifindex, r.local) {
+        tracing::warn!(%to, error = %e, "send failed");
     }
 }
 
-fn log_reply(l: &Listener, src: SocketAddrV4, out: &Output) {
+fn log_reply(interface: &str, src: SocketAddrV4, out: &Output) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
     match (&out.reply, out.dropped) {
         (Some((_, dest, mt)), _) => {
             let (ip, file) = out.detail.clone().unwrap_or((Ipv4Addr::UNSPECIFIED, None));
-            tracing::debug!(interface = %l.interface, %src, ?mt, %ip, file = file.as_deref().unwrap_or(""), ?dest, "reply");
+            tracing::debug!(interface, %src, ?mt, %ip, file = file.as_deref().unwrap_or(""), ?dest, "reply");
         }
-        (None, Some(why)) => tracing::debug!(interface = %l.interface, %src, why, "no reply"),
+        (None, Some(why)) => tracing::debug!(interface, %src, why, "no reply"),
         (None, None) => {}
     }
 }
-
 fn log_lease(interface: &str, event: LeaseEvent, lease: &Lease, file: Option<&str>) {
     let what = match event {
         LeaseEvent::Bound => "bound",

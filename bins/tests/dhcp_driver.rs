@@ -1,0 +1,232 @@
+//! netboot-dhcpd's driver: how replies reach a client that has no address (unicast after
+//! seeding the neighbour table, seen on the wire by a scapy client in the other namespace),
+//! a clean stop on SIGTERM/SIGINT, and configuration reloads through the library.
+//!
+//! Server in namespace `a`, clients in `b`, as in dhcp_peers.rs.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use netboot_testkit::{Background, NetPair, Proto, Scratch, require_tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netboot-dhcpd");
+const PYTHON: &str = "/usr/bin/python3";
+
+fn config(net: &NetPair, dir: &Scratch, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"[server]
+interfaces = ["{if_a}"]
+lease_file = "{journal}"
+
+[boot]
+default = "core.0"
+
+[[subnet]]
+network = "198.18.0.0/15"
+range = ["198.19.250.10", "198.19.250.250"]
+routers = ["{a}"]
+lease_time = 600
+{extra}
+"#,
+        if_a = net.a_if,
+        a = net.a_addr,
+        journal = dir.path("leases.journal").display(),
+    );
+    let p = dir.path("dhcpd.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn start(net: &NetPair, cfg: &Path, log: &Path) -> Background {
+    let script = format!(
+        "RUST_LOG=${{RUST_LOG:-info}} NO_COLOR=1 exec {BIN} -c {} 2>>{}",
+        cfg.display(),
+        log.display()
+    );
+    let bg = net.a.spawn("sh", ["-c", &script]);
+    net.a
+        .wait_for_port(Proto::Udp, 67, Duration::from_secs(10))
+        .unwrap();
+    bg
+}
+
+fn read_log(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// A client without an address, on the wire: sends DISCOVER and REQUEST from 0.0.0.0 as
+/// Ethernet broadcasts with the given BOOTP flags, and prints where each reply was sent
+/// (Ethernet and IP destination) as the frame arrived in namespace `b`. No BPF filter (that
+/// would need tcpdump): replies are picked by xid in Python.
+const SCAPY_CLIENT: &str = r#"
+import sys, threading
+from scapy.all import Ether, IP, UDP, BOOTP, DHCP, AsyncSniffer, sendp, conf, mac2str
+conf.verb = 0
+iface, mac, flags, xid = sys.argv[1], sys.argv[2], int(sys.argv[3], 0), int(sys.argv[4], 0)
+
+def exchange(options, xid):
+    ready = threading.Event()
+    sn = AsyncSniffer(iface=iface, count=1, timeout=8, started_callback=ready.set,
+        lfilter=lambda p: BOOTP in p and p[BOOTP].op == 2 and p[BOOTP].xid == xid)
+    sn.start()
+    ready.wait(5)
+    sendp(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67) / BOOTP(chaddr=mac2str(mac), xid=xid, flags=flags)
+        / DHCP(options=options + ["end"]), iface=iface)
+    sn.join()
+    if not sn.results:
+        print("NOREPLY", xid)
+        sys.exit(1)
+    p = sn.results[0]
+    opts = dict(o for o in p[DHCP].options if isinstance(o, tuple))
+    print("REPLY type=%s mac=%s ip=%s yiaddr=%s" % (opts.get("message-type"), p[Ether].dst, p[IP].dst, p[BOOTP].yiaddr))
+    return p, opts
+
+offer, o = exchange([("message-type", "discover")], xid)
+exchange([("message-type", "request"), ("server_id", o["server_id"]),
+          ("requested_addr", offer[BOOTP].yiaddr)], xid + 1)
+"#;
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or("")
+}
+
+/// Runs the scapy client in `b`; returns its reply lines (OFFER, ACK).
+fn scapy_exchange(net: &NetPair, dir: &Scratch, mac: &str, flags: u16, xid: u32) -> Vec<String> {
+    let script = dir.path("client.py");
+    std::fs::write(&script, SCAPY_CLIENT).unwrap();
+    let out = net.b.run(
+        PYTHON,
+        [
+            script.display().to_string(),
+            net.b_if.clone(),
+            mac.to_owned(),
+            format!("{flags:#x}"),
+            format!("{xid:#x}"),
+        ],
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "scapy client: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .filter(|l| l.starts_with("REPLY"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_client_without_an_address_gets_unicast_unless_it_asks_for_broadcast() {
+    assert!(Path::new(PYTHON).exists(), "{PYTHON} (with scapy) missing");
+    let net = NetPair::new("dhuc");
+    let dir = Scratch::new("unicast");
+    let cfg = config(&net, &dir, "");
+    let log = dir.path("server.log");
+    let _server = start(&net, &cfg, &log);
+
+    // Broadcast bit clear: both replies are unicast to the new address and the client's MAC.
+    let mac = "02:00:00:00:5e:01";
+    let lines = scapy_exchange(&net, &dir, mac, 0, 0x5e01);
+    assert_eq!(lines.len(), 2, "{lines:?}\n{}", read_log(&log));
+    let yiaddr: Ipv4Addr = field(&lines[0], "yiaddr").parse().unwrap();
+    assert!(yiaddr.octets()[..3] == [198, 19, 250], "{lines:?}");
+    for (line, kind) in lines.iter().zip(["2", "5"]) {
+        assert_eq!(field(line, "type"), kind, "OFFER then ACK: {line}");
+        assert_eq!(field(line, "mac"), mac, "unicast frame: {line}");
+        assert_eq!(field(line, "ip"), yiaddr.to_string(), "to yiaddr: {line}");
+    }
+    // The server's neighbour table holds what it seeded.
+    let neigh = net.a.run(
+        require_tool("ip"),
+        ["neigh", "show", &yiaddr.to_string()],
+        Duration::from_secs(5),
+    );
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(
+        neigh.contains(&format!("lladdr {mac}")),
+        "neighbour entry: {neigh}"
+    );
+
+    // Broadcast bit set: both replies are broadcast.
+    let lines = scapy_exchange(&net, &dir, "02:00:00:00:5e:02", 0x8000, 0x5e10);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        assert_eq!(field(line, "mac"), "ff:ff:ff:ff:ff:ff", "{line}");
+        assert_eq!(field(line, "ip"), "255.255.255.255", "{line}");
+    }
+}
+
+/// Counts records in the journal (framing: len u16 LE, crc32 u32 LE, payload).
+fn journal_records(path: &Path) -> usize {
+    let data = std::fs::read(path).unwrap_or_default();
+    let (mut at, mut n) = (0, 0);
+    while let Some(h) = data.get(at..at + 6) {
+        let len = usize::from(u16::from_le_bytes([h[0], h[1]]));
+        if data.len() < at + 6 + len {
+            break;
+        }
+        at += 6 + len;
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn sigterm_and_sigint_stop_cleanly_with_the_journal_flushed() {
+    let net = NetPair::new("dhst");
+    let dir = Scratch::new("stop");
+    let cfg = config(&net, &dir, "");
+    for (round, signal) in [rustix::process::Signal::TERM, rustix::process::Signal::INT]
+        .into_iter()
+        .enumerate()
+    {
+        let log = dir.path(&format!("server-{round}.log"));
+        let server = start(&net, &cfg, &log);
+        // Some leases first (perfdhcp acts as a relay from `b`): 40 DORAs.
+        let perf = net.b.run(
+            require_tool("perfdhcp"),
+            [
+                "-4",
+                "-l",
+                &net.b_addr.to_string(),
+                "-r",
+                "100",
+                "-n",
+                "40",
+                "-R",
+                "1000",
+                &net.a_addr.to_string(),
+            ],
+            Duration::from_secs(30),
+        );
+        let bound = read_log(&log).matches("lease bound").count();
+        assert!(bound >= 30, "{perf:?}\n{}", read_log(&log));
+        let t = Instant::now();
+        server.signal(signal);
+        let (out, exited) = server.finish(Duration::from_secs(5));
+        assert!(exited, "still running 5 s after {signal:?}");
+        assert_eq!(out.status.code(), Some(0), "{signal:?}: {out:?}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let text = read_log(&log);
+        assert!(text.contains("lease journal flushed"), "{text}");
+        assert!(text.contains("stopped"), "{text}");
+        // Every lease bound in either round is in the journal.
+        let total: usize = (0..=round)
+            .map(|r| {
+                read_log(&dir.path(&format!("server-{r}.log")))
+                    .matches("lease bound")
+                    .count()
+            })
+            .sum();
+        assert!(
+            journal_records(&dir.path("leases.journal")) >= total,
+            "journal has every bound lease"
+        );
+    }
+}
