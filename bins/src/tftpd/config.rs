@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub allow_overwrite: Option<bool>,
     pub max_upload_bytes: Option<u64>,
     pub map_backslash: Option<bool>,
+    pub remap: Option<PathBuf>,
     pub max_request_len: Option<usize>,
     pub threads: Option<u16>,
 }

@@ -10,11 +10,14 @@
 
 mod config;
 mod fs;
+mod remap;
 mod session;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,7 +28,14 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use netboot_tftp::engine::{Config as EngineConfig, Rollover};
 use netboot_tftp::wire::{self, ErrorCode, Repr};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use crate::Reload;
 
 /// TFTP server for network boot (RFC 1350, 2347, 2348, 2349, 7440).
 ///
@@ -83,6 +93,10 @@ pub struct Args {
     /// Treat `\` in file names as `/` (Windows-style clients); otherwise it is refused.
     #[arg(long)]
     map_backslash: bool,
+    /// File of filename remap rules applied before root confinement (syntax in the
+    /// `remap` module docs: `exact`, `prefix`, `replace`, `backslash`; flags `i`, `s`).
+    #[arg(long, value_name = "FILE")]
+    remap: Option<PathBuf>,
     /// Longest request accepted in bytes (RFC 2347 says 512).
     #[arg(long, default_value_t = wire::MAX_REQUEST_LEN)]
     max_request_len: usize,
@@ -122,14 +136,54 @@ enum RolloverArg {
     Refuse,
 }
 
-/// What every session needs, shared read-only.
+/// What every session needs, shared read-only. A reload builds a new one; a session keeps
+/// the one it started with.
 struct Ctx {
     root: OwnedFd,
     engine: EngineConfig,
     map_backslash: bool,
+    remap: remap::Remap,
     allow_write: bool,
     allow_overwrite: bool,
     max_request_len: usize,
+    max_sessions: usize,
+    max_sessions_per_client: usize,
+}
+
+impl Ctx {
+    fn new(args: &Args) -> anyhow::Result<Ctx> {
+        let root_dir = args.root.clone().unwrap_or_default();
+        let root =
+            fs::open_root(&root_dir).with_context(|| format!("--root {}", root_dir.display()))?;
+        let remap = match &args.remap {
+            Some(path) => remap::Remap::load(path).map_err(|e| anyhow::anyhow!("--remap {e}"))?,
+            None => remap::Remap::default(),
+        };
+        Ok(Ctx {
+            root,
+            engine: EngineConfig {
+                max_blksize: args.max_blksize,
+                max_windowsize: args.max_windowsize,
+                max_window_bytes: args.max_window_bytes,
+                default_timeout: Duration::from_millis(args.timeout_ms.max(1)),
+                max_retries: args.retries,
+                max_transfer_time: Duration::from_secs(args.max_transfer_secs),
+                rollover: match args.rollover {
+                    RolloverArg::Zero => Rollover::ToZero,
+                    RolloverArg::One => Rollover::ToOne,
+                    RolloverArg::Refuse => Rollover::Refuse,
+                },
+                max_upload: Some(args.max_upload_bytes),
+            },
+            map_backslash: args.map_backslash,
+            remap,
+            allow_write: args.allow_write,
+            allow_overwrite: args.allow_overwrite,
+            max_request_len: args.max_request_len,
+            max_sessions: args.max_sessions,
+            max_sessions_per_client: args.max_sessions_per_client,
+        })
+    }
 }
 
 /// Session accounting: live peers and counts per client address.
@@ -222,6 +276,11 @@ fn merge(
         max_request_len,
         threads
     );
+    if let Some(r) = file.remap
+        && from_file("remap")
+    {
+        args.remap = Some(r);
+    }
     if let Some(r) = file.rollover
         && from_file("rollover")
     {
@@ -244,6 +303,11 @@ fn validate(args: &Args) -> Vec<String> {
                 p.push(format!("root {}: {e}", root.display()));
             }
         }
+    }
+    if let Some(path) = &args.remap
+        && let Err(e) = remap::Remap::load(path)
+    {
+        p.push(format!("remap {e}"));
     }
     for l in &args.listen {
         if let Err(e) = parse_listen(l) {
@@ -296,6 +360,15 @@ fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
         // Separate v4 and v6 listeners may share a port.
         sock.set_only_v6(true)?;
     }
+    if addr.ip().is_unspecified() {
+        // A wildcard listener learns each request's destination address, so the session
+        // answers from it (a multi-homed server must not answer from another address).
+        if addr.is_ipv6() {
+            setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true)?;
+        } else {
+            setsockopt(&sock, sockopt::Ipv4PacketInfo, &true)?;
+        }
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())
         .with_context(|| format!("bind {addr}"))?;
@@ -304,52 +377,73 @@ fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
 
 /// Serves until `shutdown` completes, then stops accepting requests and gives transfers
 /// already running up to `drain` to finish before returning (the rest are dropped with the
-/// runtime).
+/// runtime). The single server has no reload: this is [`run_reloadable`] with settings
+/// that never change.
 pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> anyhow::Result<()> {
-    let root_dir = args.root.clone().unwrap_or_default();
-    let root =
-        fs::open_root(&root_dir).with_context(|| format!("--root {}", root_dir.display()))?;
-    let engine = EngineConfig {
-        max_blksize: args.max_blksize,
-        max_windowsize: args.max_windowsize,
-        max_window_bytes: args.max_window_bytes,
-        default_timeout: Duration::from_millis(args.timeout_ms.max(1)),
-        max_retries: args.retries,
-        max_transfer_time: Duration::from_secs(args.max_transfer_secs),
-        rollover: match args.rollover {
-            RolloverArg::Zero => Rollover::ToZero,
-            RolloverArg::One => Rollover::ToOne,
-            RolloverArg::Refuse => Rollover::Refuse,
-        },
-        max_upload: Some(args.max_upload_bytes),
-    };
-    let ctx = Arc::new(Ctx {
-        root,
-        engine,
-        map_backslash: args.map_backslash,
-        allow_write: args.allow_write,
-        allow_overwrite: args.allow_overwrite,
-        max_request_len: args.max_request_len,
-    });
+    run_reloadable(crate::no_reload(args), shutdown, drain).await
+}
+
+/// [`run`], taking new settings from `reload` while it runs (netbootd's SIGHUP).
+///
+/// Each new request is served with the latest settings (root, caps, remap rules, engine
+/// limits, write access); transfers already running finish with the settings they started
+/// with. When the listen addresses change, listeners for removed addresses stop and new
+/// ones are bound; an address that cannot be bound is logged and skipped, the others go on.
+/// New settings whose root or remap file cannot be opened are refused with a log line and
+/// the previous ones stay in force.
+pub async fn run_reloadable(
+    mut reload: Reload<Args>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    let args = reload.borrow_and_update().clone();
+    let (ctx_tx, ctx_rx) = watch::channel(Arc::new(Ctx::new(&args)?));
     let table = Arc::new(Mutex::new(Table {
         peers: HashMap::new(),
         per_client: HashMap::new(),
     }));
-    let limits = (args.max_sessions, args.max_sessions_per_client);
     let mut listeners = tokio::task::JoinSet::new();
+    let mut bound: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
     for s in &args.listen {
         let addr = parse_listen(s)?;
         let sock = bind(addr)?;
-        tracing::info!(listen = %sock.local_addr()?, root = %root_dir.display(), write = args.allow_write, "serving");
-        listeners.spawn(listen(sock, ctx.clone(), table.clone(), limits));
+        tracing::info!(listen = %sock.local_addr()?, root = %args.root.clone().unwrap_or_default().display(), write = args.allow_write, "serving");
+        let h = listeners.spawn(listen(sock, ctx_rx.clone(), table.clone()));
+        bound.insert(addr, h);
     }
-    tokio::select! {
-        _ = shutdown => {}
-        Some(r) = listeners.join_next() => r??,
+    tokio::pin!(shutdown);
+    let mut reloads = true;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(r) = listeners.join_next() => match r {
+                Ok(r) => r?,
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => return Err(e.into()),
+            },
+            r = reload.changed(), if reloads => {
+                if r.is_err() {
+                    reloads = false;
+                    continue;
+                }
+                let args = reload.borrow_and_update().clone();
+                match Ctx::new(&args) {
+                    Ok(ctx) => {
+                        ctx_tx.send_replace(Arc::new(ctx));
+                        tracing::info!(root = %args.root.clone().unwrap_or_default().display(), write = args.allow_write, "tftp settings reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "tftp reload refused, previous settings stay");
+                        continue;
+                    }
+                }
+                rebind(&args, &mut bound, &mut listeners, &ctx_rx, &table);
+            }
+        }
     }
     listeners.abort_all();
     let deadline = tokio::time::Instant::now() + drain;
@@ -368,23 +462,151 @@ pub async fn run(
     Ok(())
 }
 
+/// Makes the listeners match `args.listen`: stops those no longer listed, binds new ones.
+fn rebind(
+    args: &Args,
+    bound: &mut HashMap<SocketAddr, tokio::task::AbortHandle>,
+    listeners: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    ctx: &watch::Receiver<Arc<Ctx>>,
+    table: &Arc<Mutex<Table>>,
+) {
+    let wanted: Vec<SocketAddr> = args
+        .listen
+        .iter()
+        .filter_map(|s| parse_listen(s).ok())
+        .collect();
+    bound.retain(|addr, h| {
+        let keep = wanted.contains(addr);
+        if !keep {
+            h.abort();
+            tracing::info!(listen = %addr, "stopped listening");
+        }
+        keep
+    });
+    for addr in wanted {
+        if bound.contains_key(&addr) {
+            continue;
+        }
+        match bind(addr) {
+            Ok(sock) => {
+                tracing::info!(listen = %addr, "serving");
+                let h = listeners.spawn(listen(sock, ctx.clone(), table.clone()));
+                bound.insert(addr, h);
+            }
+            Err(e) => tracing::warn!(listen = %addr, error = %format!("{e:#}"), "cannot listen"),
+        }
+    }
+}
+
+/// One received request: its bytes' length, who sent it, and the local address it was
+/// sent to (when the listener is a wildcard and the kernel said).
+struct Received {
+    len: usize,
+    peer: SocketAddr,
+    local: Option<IpAddr>,
+}
+
+/// Receives one datagram with its destination address (`IP_PKTINFO`/`IPV6_PKTINFO`).
+async fn recv_request(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> io::Result<Received> {
+    sock.async_io(Interest::READABLE, || {
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = recvmsg::<SockaddrStorage>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(cmsg.as_mut_slice()),
+            MsgFlags::empty(),
+        )?;
+        let peer = msg
+            .address
+            .as_ref()
+            .and_then(std_addr)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+        let mut local = None;
+        for c in msg.cmsgs().into_iter().flatten() {
+            match c {
+                ControlMessageOwned::Ipv4PacketInfo(i) => {
+                    // The local address the route chose for this packet: its destination
+                    // for unicast, the interface's address for a broadcast.
+                    let spec = Ipv4Addr::from(u32::from_be(i.ipi_spec_dst.s_addr));
+                    let dst = Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr));
+                    local = Some(IpAddr::V4(if spec.is_unspecified() { dst } else { spec }));
+                }
+                ControlMessageOwned::Ipv6PacketInfo(i) => {
+                    let dst = Ipv6Addr::from(i.ipi6_addr.s6_addr);
+                    if !dst.is_multicast() {
+                        local = Some(IpAddr::V6(dst));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Received {
+            len: msg.bytes,
+            peer,
+            local,
+        })
+    })
+    .await
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::new(v4.ip(), v4.port())));
+    }
+    let v6 = a.as_sockaddr_in6()?;
+    Some(SocketAddr::V6(SocketAddrV6::new(
+        v6.ip(),
+        v6.port(),
+        v6.flowinfo(),
+        v6.scope_id(),
+    )))
+}
+
+/// The address a session socket binds to: the request's destination when the listener is
+/// a wildcard (so the reply leaves from the address the client talked to), else the
+/// listener's own address. A link-local IPv6 destination takes the client's scope.
+fn session_addr(listener: SocketAddr, local: Option<IpAddr>, peer: SocketAddr) -> SocketAddr {
+    match (listener, local) {
+        (SocketAddr::V6(l), Some(IpAddr::V6(ip))) if l.ip().is_unspecified() => {
+            let scope = match peer {
+                SocketAddr::V6(p) if ip.is_unicast_link_local() => p.scope_id(),
+                _ => 0,
+            };
+            SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, scope))
+        }
+        (SocketAddr::V4(l), Some(ip @ IpAddr::V4(_))) if l.ip().is_unspecified() => {
+            SocketAddr::new(ip, 0)
+        }
+        _ => SocketAddr::new(listener.ip(), 0),
+    }
+}
+
 async fn listen(
     sock: UdpSocket,
-    ctx: Arc<Ctx>,
+    ctx: watch::Receiver<Arc<Ctx>>,
     table: Arc<Mutex<Table>>,
-    (max_sessions, max_per_client): (usize, usize),
 ) -> anyhow::Result<()> {
     let local = sock.local_addr()?;
     let mut buf = vec![0u8; 65536];
+    let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
     // Refusals are logged at most once a second with a count, so a flood cannot flood the log.
     let mut refused = 0u64;
     let mut last_refusal_log: Option<std::time::Instant> = None;
     loop {
-        let (n, peer) = match sock.recv_from(&mut buf).await {
+        let Received {
+            len: n,
+            peer,
+            local: dst,
+        } = match recv_request(&sock, &mut buf, &mut cmsg).await {
             Ok(r) => r,
             // ICMP errors from earlier sends surface here on some kernels; keep serving.
             Err(_) => continue,
         };
+        let ctx = ctx.borrow().clone();
         let datagram = &buf[..n];
         match Repr::parse_with_limit(datagram, ctx.max_request_len) {
             Ok(Repr::Rrq(_) | Repr::Wrq(_)) => {}
@@ -406,7 +628,7 @@ async fn listen(
                 continue;
             }
             let per = t.per_client.get(&peer.ip()).copied().unwrap_or(0);
-            if t.peers.len() >= max_sessions || per >= max_per_client {
+            if t.peers.len() >= ctx.max_sessions || per >= ctx.max_sessions_per_client {
                 true
             } else {
                 t.peers.insert(peer, ());
@@ -430,9 +652,9 @@ async fn listen(
             table: table.clone(),
             peer,
         };
-        // The session's port is its transfer ID; bound on the listener's address so replies
-        // leave from the address the client talked to.
-        let session_sock = match bind(SocketAddr::new(local.ip(), 0)) {
+        // The session's port is its transfer ID; bound on the address the client talked to
+        // so replies leave from it.
+        let session_sock = match bind(session_addr(local, dst, peer)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(client = %peer, error = %e, "cannot open a session socket");
@@ -440,11 +662,46 @@ async fn listen(
             }
         };
         tokio::spawn(session::serve(
-            ctx.clone(),
+            ctx,
             session_sock,
             peer,
             datagram.to_vec(),
             guard,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_address_follows_the_request_on_wildcards_only() {
+        let peer4: SocketAddr = "198.18.0.2:4000".parse().unwrap();
+        let any4: SocketAddr = "0.0.0.0:69".parse().unwrap();
+        let one4: SocketAddr = "198.18.0.1:69".parse().unwrap();
+        let dst4 = Some("198.19.0.1".parse().unwrap());
+        assert_eq!(
+            session_addr(any4, dst4, peer4),
+            "198.19.0.1:0".parse().unwrap()
+        );
+        assert_eq!(
+            session_addr(any4, None, peer4),
+            "0.0.0.0:0".parse().unwrap()
+        );
+        assert_eq!(
+            session_addr(one4, dst4, peer4),
+            "198.18.0.1:0".parse().unwrap()
+        );
+        let peer6: SocketAddr = "[fe80::2%7]:4000".parse().unwrap();
+        let any6: SocketAddr = "[::]:69".parse().unwrap();
+        assert_eq!(
+            session_addr(any6, Some("fe80::1".parse().unwrap()), peer6),
+            "[fe80::1%7]:0".parse().unwrap()
+        );
+        assert_eq!(
+            session_addr(any6, Some("2001:db8::1".parse().unwrap()), peer6),
+            "[2001:db8::1]:0".parse().unwrap()
+        );
     }
 }

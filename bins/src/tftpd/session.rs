@@ -87,13 +87,25 @@ async fn refuse(sock: &UdpSocket, peer: SocketAddr, r: Refusal) -> String {
     format!("ERROR {} {text}", code.0)
 }
 
+/// The requested name after the remap rules and the root-confinement checks.
+fn resolve(ctx: &Ctx, name: &[u8]) -> Result<Vec<u8>, Refusal> {
+    if ctx.remap.is_empty() {
+        return fs::relative_name(name, ctx.map_backslash);
+    }
+    let mapped = ctx.remap.apply(name).ok_or(Refusal::Access)?;
+    if mapped != name {
+        tracing::debug!(from = %String::from_utf8_lossy(name), to = %String::from_utf8_lossy(&mapped), "remapped");
+    }
+    fs::relative_name(&mapped, ctx.map_backslash)
+}
+
 async fn serve_read(
     ctx: &Ctx,
     sock: &UdpSocket,
     peer: SocketAddr,
     req: &Request<'_>,
 ) -> Result<Done, String> {
-    let rel = match fs::relative_name(req.filename, ctx.map_backslash) {
+    let rel = match resolve(ctx, req.filename) {
         Ok(rel) => rel,
         Err(r) => return Err(refuse(sock, peer, r).await),
     };
@@ -163,7 +175,7 @@ async fn serve_write(
     if !ctx.allow_write {
         return Err(refuse(sock, peer, Refusal::Access).await);
     }
-    let rel = match fs::relative_name(req.filename, ctx.map_backslash) {
+    let rel = match resolve(ctx, req.filename) {
         Ok(rel) => rel,
         Err(r) => return Err(refuse(sock, peer, r).await),
     };
