@@ -25,6 +25,7 @@ fn server() -> Server {
             dns_servers: vec![LOCAL],
             domain_name: Some("farm.example".into()),
             lease_time: LeaseTime::Finite(3600),
+            max_lease_time: None,
             next_server: None,
         }],
         boot: BootPolicy {

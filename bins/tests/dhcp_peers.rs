@@ -523,6 +523,32 @@ fn scripted_full(c: &Relay) {
     assert_eq!(ack.options.message_type, Some(MessageType::Ack));
     assert!(ack.options.rapid_commit);
     println!("ok rapid-commit");
+    // Option 51: a client asking for 300 s (less than the subnet's 600) gets 300 s, one
+    // asking for a day gets the configured 600.
+    for (n, want, got) in [(1u8, 300, 300), (2, 86_400, 600)] {
+        let mac = [2, 0, 0, 0, 0x51, n];
+        let ask = |r: &mut Repr<'static>| {
+            r.options.lease_time = Some(netboot_dhcp::wire::LeaseTime::Finite(want))
+        };
+        let offer = c
+            .exchange(&c.msg(MessageType::Discover, mac, 0x850 + u32::from(n) * 2, ask))
+            .expect("offer");
+        let ack = c
+            .exchange(
+                &c.msg(MessageType::Request, mac, 0x851 + u32::from(n) * 2, |r| {
+                    ask(r);
+                    r.options.server_id = offer.options.server_id;
+                    r.options.requested_ip = Some(offer.yiaddr);
+                }),
+            )
+            .expect("ack");
+        let got = Some(netboot_dhcp::wire::LeaseTime::Finite(got));
+        assert_eq!(
+            (offer.options.lease_time, ack.options.lease_time),
+            (got, got)
+        );
+    }
+    println!("ok option-51");
     // Overload: option 93 = 7 travels in the `file` field (option 52 = 1).
     let mut d = c.msg(MessageType::Discover, [2, 0, 0, 0, 0x52, 1], 0x900, |_| {});
     let end = 240 + d[240..].iter().position(|&b| b == 255).unwrap();

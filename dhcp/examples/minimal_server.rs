@@ -39,6 +39,7 @@ fn main() -> std::io::Result<()> {
             dns_servers: vec![local],
             domain_name: None,
             lease_time: LeaseTime::Finite(3600),
+            max_lease_time: None,
             next_server: None,
         }],
         boot: BootPolicy {

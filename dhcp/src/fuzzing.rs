@@ -36,6 +36,7 @@ pub fn test_server() -> Server {
             dns_servers: vec![Ipv4Addr::new(198, 18, 0, 1)],
             domain_name: Some("lab".into()),
             lease_time: LeaseTime::Finite(600),
+            max_lease_time: None,
             next_server: None,
         }],
         hosts: vec![Host {

@@ -45,6 +45,7 @@
 //!         dns_servers: vec![],
 //!         domain_name: None,
 //!         lease_time: LeaseTime::Infinite,
+//!         max_lease_time: None,
 //!         next_server: None,
 //!     }],
 //!     boot: BootPolicy {

@@ -21,6 +21,10 @@ pub const CLIENT_PORT: u16 = 68;
 /// PXE boot server discovery port (proxyDHCP second stage).
 pub const PXE_PORT: u16 = 4011;
 
+/// The shortest lease granted to a client asking for less (seconds), so a client asking
+/// for 0 or 1 s does not renew in a busy loop.
+pub const MIN_LEASE: u32 = 60;
+
 /// One subnet the server hands out addresses on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subnet {
@@ -36,8 +40,12 @@ pub struct Subnet {
     pub dns_servers: Vec<Ipv4Addr>,
     /// Option 15.
     pub domain_name: Option<String>,
-    /// Option 51.
+    /// Option 51 for a client that asks for no particular lease time.
     pub lease_time: LeaseTime,
+    /// The longest lease a client may ask for with option 51 (RFC 2131 §3.5: the server
+    /// may grant less than asked); `None` = `lease_time`. An infinite lease is only granted
+    /// when this (or `lease_time`) is infinite.
+    pub max_lease_time: Option<LeaseTime>,
     /// `siaddr` for this subnet (defaults to the server's own address).
     pub next_server: Option<Ipv4Addr>,
 }
@@ -58,6 +66,16 @@ impl Subnet {
     }
     fn broadcast(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) | !u32::from(self.mask()))
+    }
+    /// The lease for a client that asked for `requested` (option 51): what it asked, at
+    /// least [`MIN_LEASE`] and at most the maximum; the default when it asked nothing.
+    pub fn granted(&self, requested: Option<LeaseTime>) -> LeaseTime {
+        let max = self.max_lease_time.unwrap_or(self.lease_time).to_u32();
+        let t = match requested {
+            None => self.lease_time.to_u32().min(max),
+            Some(r) => r.to_u32().clamp(MIN_LEASE.min(max), max),
+        };
+        LeaseTime::from_u32(t)
     }
     fn in_pool(&self, a: Ipv4Addr) -> bool {
         self.pool
@@ -460,7 +478,7 @@ impl Server {
         ip: Ipv4Addr,
         event: LeaseEvent,
     ) -> Output {
-        let expires = match self.config.subnets[ix].lease_time {
+        let expires = match self.config.subnets[ix].granted(req.options.lease_time) {
             LeaseTime::Infinite => None,
             LeaseTime::Finite(s) => Some(now + u64::from(s)),
         };
@@ -710,7 +728,7 @@ impl Server {
         let boot = self.boot(req);
         let host = self.host(req);
         let inform = yiaddr.is_none();
-        let (lease_time, t1, t2) = match (inform, subnet.lease_time) {
+        let (lease_time, t1, t2) = match (inform, subnet.granted(req.options.lease_time)) {
             (true, _) => (None, None, None),
             (false, LeaseTime::Infinite) => (Some(LeaseTime::Infinite), None, None),
             (false, LeaseTime::Finite(s)) => (

@@ -123,8 +123,11 @@ pub struct SubnetSection {
     #[serde(default)]
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
-    /// Seconds, or "infinite".
+    /// Seconds, or "infinite": the lease of a client that asks for none.
     pub lease_time: Option<Spanned<LeaseTimeValue>>,
+    /// Seconds, or "infinite": the longest lease a client may ask for (option 51);
+    /// default `lease_time`.
+    pub max_lease_time: Option<Spanned<LeaseTimeValue>>,
     pub next_server: Option<Ipv4Addr>,
 }
 
@@ -219,19 +222,24 @@ pub fn check(text: &str, config: Config) -> Result<Loaded, Vec<Problem>> {
             ));
             continue;
         };
-        let lease_time = match s.lease_time.as_ref().map(|l| (l.get_ref(), l.span())) {
-            None => LeaseTime::Finite(3600),
-            Some((LeaseTimeValue::Seconds(n), _)) => LeaseTime::Finite(*n),
-            Some((LeaseTimeValue::Word(w), _)) if w == "infinite" => LeaseTime::Infinite,
+        let mut lease = |v: &Option<Spanned<LeaseTimeValue>>, key: &str| match v
+            .as_ref()
+            .map(|l| (l.get_ref(), l.span()))
+        {
+            None => None,
+            Some((LeaseTimeValue::Seconds(n), _)) => Some(LeaseTime::Finite(*n)),
+            Some((LeaseTimeValue::Word(w), _)) if w == "infinite" => Some(LeaseTime::Infinite),
             Some((LeaseTimeValue::Word(w), span)) => {
                 problems.push(problem(
                     text,
                     span,
-                    format!("lease_time {w:?}: give seconds or \"infinite\""),
+                    format!("{key} {w:?}: give seconds or \"infinite\""),
                 ));
-                LeaseTime::Finite(3600)
+                None
             }
         };
+        let lease_time = lease(&s.lease_time, "lease_time").unwrap_or(LeaseTime::Finite(3600));
+        let max_lease_time = lease(&s.max_lease_time, "max_lease_time");
         let subnet = Subnet {
             network,
             prefix_len,
@@ -240,6 +248,7 @@ pub fn check(text: &str, config: Config) -> Result<Loaded, Vec<Problem>> {
             dns_servers: s.dns.clone(),
             domain_name: s.domain.clone(),
             lease_time,
+            max_lease_time,
             next_server: s.next_server,
         };
         if let Some(r) = &s.range {

@@ -608,3 +608,67 @@ fn raspberry_pi_is_told_apart_by_oui_and_gets_its_menu() {
         .unwrap();
     assert!(v.menu.is_empty());
 }
+
+#[test]
+fn option_51_is_honoured_within_the_configured_bounds() {
+    let ask = |s: &mut Server, n: u32, want: Option<LeaseTime>| {
+        let out = send(
+            s,
+            T0,
+            &msg(MessageType::Discover, mac(n), |r| {
+                r.options.lease_time = want
+            }),
+        );
+        let (offer, _, _) = reply(&out);
+        let out = send(
+            s,
+            T0,
+            &msg(MessageType::Request, mac(n), |r| {
+                r.options.server_id = Some(SERVER);
+                r.options.requested_ip = Some(offer.yiaddr);
+                r.options.lease_time = want;
+            }),
+        );
+        let (ack, _, _) = reply(&out);
+        assert_eq!(offer.options.lease_time, ack.options.lease_time);
+        (ack.options.lease_time.unwrap(), out.lease.unwrap().1.state)
+    };
+    let fin = LeaseTime::Finite;
+    // Default 600, no maximum: a client may shorten its lease, not lengthen it.
+    let mut s = test_server();
+    assert_eq!(ask(&mut s, 40, None).0, fin(600));
+    let (t, state) = ask(&mut s, 41, Some(fin(300)));
+    assert_eq!(t, fin(300));
+    assert_eq!(
+        state,
+        LeaseState::Bound {
+            expires: Some(T0 + 300)
+        }
+    );
+    assert_eq!(ask(&mut s, 42, Some(fin(3600))).0, fin(600));
+    assert_eq!(ask(&mut s, 43, Some(LeaseTime::Infinite)).0, fin(600));
+    assert_eq!(ask(&mut s, 44, Some(fin(1))).0, fin(MIN_LEASE));
+    // A maximum above the default: asked-for time up to it; infinite only if configured.
+    let mut cfg = test_server().config().clone();
+    cfg.subnets[0].max_lease_time = Some(fin(7200));
+    let mut s = Server::new(cfg.clone());
+    let (t, state) = ask(&mut s, 45, Some(fin(3600)));
+    assert_eq!(t, fin(3600));
+    assert_eq!(
+        state,
+        LeaseState::Bound {
+            expires: Some(T0 + 3600)
+        }
+    );
+    let key = ClientKey::hardware(1, &mac(45));
+    assert!(s.bound_address(&key, T0 + 3599).is_some());
+    assert!(s.bound_address(&key, T0 + 3600).is_none());
+    assert_eq!(ask(&mut s, 46, Some(LeaseTime::Infinite)).0, fin(7200));
+    assert_eq!(ask(&mut s, 47, None).0, fin(600));
+    cfg.subnets[0].max_lease_time = Some(LeaseTime::Infinite);
+    let mut s = Server::new(cfg);
+    let (t, state) = ask(&mut s, 48, Some(LeaseTime::Infinite));
+    assert_eq!(t, LeaseTime::Infinite);
+    assert_eq!(state, LeaseState::Bound { expires: None });
+    assert_eq!(ask(&mut s, 49, None).0, fin(600));
+}
