@@ -5,6 +5,7 @@ use crate::model::{Dialect, Document, EntryKind};
 use crate::names::{Fold, Key, NameMap};
 use crate::{Diagnostic, Kind, known};
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 
 pub(crate) fn run(doc: &mut Document<'_>) {
     let mut found = Vec::new();
@@ -56,12 +57,14 @@ fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
         let assigns = || (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::Assign);
         if entries.len() <= 16 {
             // Small sections (nearly all): quadratic, but no allocation.
-            for b in assigns() {
-                if let Some(a) = assigns()
-                    .take_while(|&a| a < b)
-                    .filter(|&a| same(a, b))
-                    .last()
-                {
+            for (b, e) in entries.iter().enumerate() {
+                if e.kind != EntryKind::Assign {
+                    continue;
+                }
+                if let Some(a) = entries[..b].iter().rposition(|a| {
+                    a.kind == EntryKind::Assign
+                        && crate::key_eq(doc.dialect, a.key.text, e.key.text)
+                }) {
                     report(a, b);
                 }
             }
@@ -92,11 +95,12 @@ fn duplicate_sections<'d>(doc: &'d Document<'_>, out: &mut Vec<Diagnostic>) -> N
             Dialect::Lts5 => Key(s.name.text, Fold::Ascii),
             Dialect::Ltsp19 => Key(&s.pattern, Fold::Function),
         };
-        match seen.get(&key).copied() {
-            None => {
-                seen.insert(key, i);
+        match seen.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(i);
             }
-            Some(prev) => {
+            Entry::Occupied(mut o) => {
+                let prev = *o.get();
                 let (first, again) = (&doc.sections[prev], s);
                 out.push(match doc.dialect {
                     Dialect::Lts5 => Diagnostic::warning(
@@ -108,7 +112,7 @@ fn duplicate_sections<'d>(doc: &'d Document<'_>, out: &mut Vec<Diagnostic>) -> N
                         ),
                     ),
                     Dialect::Ltsp19 => {
-                        seen.insert(key, i);
+                        o.insert(i);
                         lost(first, again)
                     }
                 });

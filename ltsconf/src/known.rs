@@ -422,11 +422,17 @@ fn families(dialect: Dialect) -> &'static [&'static Known] {
 }
 
 /// Exact names through a hash map built once: `check` looks up every key of every file.
+/// lts5 keys are matched ASCII case-insensitively (the map folds case in its hash), ltsp19
+/// keys exactly.
 fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
     use crate::names::{Fnv, Fold, Key};
     use std::collections::HashMap;
     use std::sync::OnceLock;
     type Map = HashMap<Key<'static>, &'static Known, std::hash::BuildHasherDefault<Fnv>>;
+    let fold = |d| match d {
+        Dialect::Lts5 => Fold::Ascii,
+        Dialect::Ltsp19 => Fold::Exact,
+    };
     // One map per dialect (index 0 lts5, 1 ltsp19).
     static MAPS: OnceLock<[Map; 2]> = OnceLock::new();
     let maps = MAPS.get_or_init(|| {
@@ -436,27 +442,13 @@ fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
                 .iter()
                 .filter(|k| !k.prefix && k.dialects.contains(&d))
             {
-                m.entry(Key(k.name, Fold::Exact)).or_insert(k);
+                m.entry(Key(k.name, fold(d))).or_insert(k);
             }
             m
         })
     });
-    // Known names are upper case: upper-case an lts5 key on the stack and compare exactly,
-    // which is cheaper than folding on every hash and compare.
-    let mut buf = [0u8; 48];
-    let key = match dialect {
-        Dialect::Lts5 if name.len() <= buf.len() => {
-            for (o, c) in buf.iter_mut().zip(name.bytes()) {
-                *o = c.to_ascii_uppercase();
-            }
-            // ASCII case changes keep UTF-8 valid.
-            std::str::from_utf8(&buf[..name.len()]).unwrap_or(name)
-        }
-        Dialect::Lts5 => return None,
-        Dialect::Ltsp19 => name,
-    };
     maps[usize::from(dialect == Dialect::Ltsp19)]
-        .get(&Key(key, Fold::Exact))
+        .get(&Key(name, fold(dialect)))
         .copied()
 }
 

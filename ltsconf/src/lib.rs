@@ -99,7 +99,7 @@ pub fn parse(text: &str, dialect: Dialect) -> Document<'_> {
 /// ltsp19 (they are shell variable names).
 pub(crate) fn key_eq(dialect: Dialect, a: &str, b: &str) -> bool {
     match dialect {
-        Dialect::Lts5 => a.eq_ignore_ascii_case(b),
+        Dialect::Lts5 => bytes::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes()),
         Dialect::Ltsp19 => a == b,
     }
 }

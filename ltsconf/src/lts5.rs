@@ -24,18 +24,6 @@ const fn stop_table() -> [bool; 256] {
 }
 static STOP: [bool; 256] = stop_table();
 
-/// Bytes of a shell variable name (`[A-Za-z0-9_]`).
-static NAME: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || b == b'_';
-        c += 1;
-    }
-    t
-};
-
 /// C `isspace` in the "C" locale: what getltscfg's `trim()` strips.
 fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
@@ -295,10 +283,11 @@ pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
         doc: Document {
             dialect: Dialect::Lts5,
             source: src,
-            // A guess that avoids most regrowth (a header plus a key is 16 bytes at least)
-            // without reserving much for small files.
-            sections: Vec::with_capacity(src.len() / 128),
-            entries: Vec::with_capacity(src.len() / 48),
+            // Guesses that avoid regrowth (a copy of everything so far) on real files: a
+            // line is rarely under 24 bytes, a section under 64. Reserved but untouched
+            // memory costs nothing.
+            sections: Vec::with_capacity(src.len() / 64),
+            entries: Vec::with_capacity(src.len() / 24),
             includes: Vec::new(),
             diagnostics: Vec::new(),
             stop: None,
@@ -586,7 +575,7 @@ impl<'a> Parser<'a> {
         let eq = match self.peek() {
             Some(t) if t.tok == Tok::Eq && t.span.line == line => {
                 if self.fast
-                    && let Some((raw, span, quoted, end)) = self.plain_value(self.lx.pos)
+                    && let Some((raw, span, quoted, end, _)) = self.plain_value(self.lx.pos)
                 {
                     self.end_line(end);
                     self.pending = true;
@@ -699,57 +688,82 @@ impl<'a> Parser<'a> {
         vspan: Span,
         quoted: bool,
     ) {
-        let entry = Entry {
-            kind: if key.eq_ignore_ascii_case("like") {
-                EntryKind::Like
+        if !crate::is_shell_name(key) {
+            self.bad_key(key_tok.span, key);
+        }
+        let inner_quote = quoted && crate::bytes::find(raw.as_bytes(), b'"').is_some();
+        self.add_entry(key, key_tok.span, raw, vspan, quoted, inner_quote);
+    }
+
+    #[cold]
+    fn bad_key(&mut self, span: Span, key: &str) {
+        self.error(
+            Kind::BadKey,
+            span,
+            format!(
+                "`{key}` is not a shell variable name: getltscfg prints it as is and `eval` of its output fails; use letters, digits and `_`"
+            ),
+        );
+    }
+
+    /// Adds the entry to the current section; `inner_quote`: the quoted value holds a `"`.
+    #[inline(always)]
+    fn add_entry(
+        &mut self,
+        key: &'a str,
+        key_span: Span,
+        raw: &'a str,
+        vspan: Span,
+        quoted: bool,
+        inner_quote: bool,
+    ) {
+        let value = Value {
+            raw,
+            span: if quoted {
+                Span {
+                    start: vspan.start + 1,
+                    end: vspan.end - 1,
+                    column: vspan.column + 1,
+                    ..vspan
+                }
             } else {
-                EntryKind::Assign
+                vspan
             },
-            key: Text {
-                text: key,
-                span: key_tok.span,
-            },
-            value: Value {
-                raw,
-                span: if quoted {
-                    Span {
-                        start: vspan.start + 1,
-                        end: vspan.end - 1,
-                        column: vspan.column + 1,
-                        ..vspan
-                    }
-                } else {
-                    vspan
-                },
-                quoting: if quoted {
-                    Quoting::Quoted
-                } else {
-                    Quoting::Bare
-                },
+            quoting: if quoted {
+                Quoting::Quoted
+            } else {
+                Quoting::Bare
             },
         };
-        if !crate::is_shell_name(key) {
-            self.error(
-                Kind::BadKey,
-                key_tok.span,
-                format!(
-                    "`{key}` is not a shell variable name: getltscfg prints it as is and `eval` of its output fails; use letters, digits and `_`"
-                ),
-            );
-        }
-        if quoted && crate::bytes::find(raw.as_bytes(), b'"').is_some() {
-            self.doc.diagnostics.push(Diagnostic::warning(
-                Kind::QuoteInValue,
-                entry.value.span,
-                format!(
-                    "the value of `{key}` runs to the last `\"` of the line, so it contains `\"`: getltscfg has no escapes, and the `\"` ends the quoting in its output, breaking `eval`"
-                ),
-            ));
+        if inner_quote {
+            self.quote_in_value(key, value.span);
         }
         if let State::In(i) = self.state {
-            self.doc.entries.push(entry);
+            self.doc.entries.push(Entry {
+                kind: if key.len() == 4 && key.eq_ignore_ascii_case("like") {
+                    EntryKind::Like
+                } else {
+                    EntryKind::Assign
+                },
+                key: Text {
+                    text: key,
+                    span: key_span,
+                },
+                value,
+            });
             self.doc.sections[i].entries.end = self.doc.entries.len();
         }
+    }
+
+    #[cold]
+    fn quote_in_value(&mut self, key: &str, span: Span) {
+        self.doc.diagnostics.push(Diagnostic::warning(
+            Kind::QuoteInValue,
+            span,
+            format!(
+                "the value of `{key}` runs to the last `\"` of the line, so it contains `\"`: getltscfg has no escapes, and the `\"` ends the quoting in its output, breaking `eval`"
+            ),
+        ));
     }
 
     /// Reads the plain lines at the lexer's position straight from the bytes, without
@@ -797,14 +811,16 @@ impl<'a> Parser<'a> {
     fn plain_header(&mut self, lb: usize) -> bool {
         let src = self.lx.src;
         let b = src.as_bytes();
-        let mut k = lb + 1;
-        while k < b.len() && !STOP[b[k] as usize] {
-            k += 1;
-        }
+        // The name runs to the first STOP byte, which must be `]`: find the first `]` or
+        // line end a word at a time, then check the bytes before it.
+        let k = crate::bytes::find2(&b[lb + 1..], b']', b'\n').map_or(b.len(), |i| lb + 1 + i);
         if b.get(k) != Some(&b']') {
             return false;
         }
         let run = &b[lb + 1..k];
+        if run.iter().fold(false, |stop, &c| stop | STOP[c as usize]) {
+            return false;
+        }
         let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
         if lead == run.len() {
             return false;
@@ -843,10 +859,7 @@ impl<'a> Parser<'a> {
         }
         let src = self.lx.src;
         let b = src.as_bytes();
-        let mut j = at;
-        while j < b.len() && NAME[b[j] as usize] {
-            j += 1;
-        }
+        let j = at + crate::bytes::name_len(&b[at..]);
         let mut k = j;
         while k < b.len() && (b[k] == b' ' || b[k] == b'\t') {
             k += 1;
@@ -858,59 +871,71 @@ impl<'a> Parser<'a> {
         if key == "include" {
             return false;
         }
-        let Some((raw, vspan, quoted, end)) = self.plain_value(k + 1) else {
+        let Some((raw, vspan, quoted, end, inner_quote)) = self.plain_value(k + 1) else {
             return false;
         };
-        let key_tok = Token {
-            tok: Tok::Word(key, false),
-            span: self.lx.span(at, j),
-        };
+        let key_span = self.lx.span(at, j);
         self.end_line(end);
         self.reset_after_lex = false;
-        self.finish_entry(key_tok, key, raw, vspan, quoted);
+        // The key is a shell name already: no BadKey check.
+        self.add_entry(key, key_span, raw, vspan, quoted, inner_quote);
         true
     }
 
     /// The common value read straight from the bytes after `=` (at `after_eq`): a bare value
     /// (ended by the end of the line or a `#` comment) or a quoted one (followed only by
-    /// blanks and maybe a comment). Returns the value, its token span and the end of its
-    /// line; `None` for anything else (the token path then reads it, with its diagnostics).
+    /// blanks and maybe a comment). Returns the value, its token span, whether it was quoted,
+    /// the end of its line and whether the quoted value holds a `"`; `None` for anything else
+    /// (the token path then reads it, with its diagnostics).
     #[inline(always)]
-    fn plain_value(&self, after_eq: usize) -> Option<(&'a str, Span, bool, usize)> {
+    fn plain_value(&self, after_eq: usize) -> Option<(&'a str, Span, bool, usize, bool)> {
+        use crate::bytes::{find, find2};
         let src = self.lx.src;
         let b = src.as_bytes();
-        let line_end = self.lx.line_end(after_eq);
         let mut i = after_eq;
-        while i < line_end && (b[i] == b' ' || b[i] == b'\t') {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
             i += 1;
         }
-        if i == line_end {
-            return None;
-        }
-        let (raw, start, end, quoted) = if b[i] == b'"' {
-            let close = i + 1 + b[i + 1..line_end].iter().rposition(|&c| c == b'"')?;
-            (&src[i + 1..close], i, close + 1, true)
-        } else {
-            // The lexer's STRING run starts right after `=`, blanks included.
-            let mut e = i;
-            while e < b.len() && !STOP[b[e] as usize] {
-                e += 1;
+        let at = |from: usize, i: Option<usize>| i.map_or(b.len(), |i| from + i);
+        let (raw, start, end, quoted, line_end, inner) = match b.get(i) {
+            None | Some(b'\n') => return None,
+            Some(b'"') => {
+                // One pass for the usual `"..."` then the end of the line: the first `"` is
+                // the closing one unless another follows on the line (then the last is).
+                let q = at(i + 1, find2(&b[i + 1..], b'"', b'\n'));
+                if b.get(q) != Some(&b'"') {
+                    return None;
+                }
+                let n = at(q + 1, find2(&b[q + 1..], b'"', b'\n'));
+                let (close, line_end, inner) = if b.get(n) == Some(&b'"') {
+                    let line_end = at(n, find(&b[n..], b'\n'));
+                    let last = b[n..line_end].iter().rposition(|&c| c == b'"');
+                    (n + last.unwrap_or(0), line_end, true)
+                } else {
+                    (q, n, false)
+                };
+                (&src[i + 1..close], i, close + 1, true, line_end, inner)
             }
-            if e < b.len() && b[e] != b'\n' && b[e] != b'#' {
-                return None;
+            Some(_) => {
+                // The lexer's STRING run starts right after `=`, blanks included.
+                let mut e = i;
+                while e < b.len() && !STOP[b[e] as usize] {
+                    e += 1;
+                }
+                let line_end = match b.get(e) {
+                    None | Some(b'\n') => e,
+                    Some(b'#') => at(e, find(&b[e..], b'\n')),
+                    Some(_) => return None,
+                };
+                let run = &b[after_eq..e];
+                let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
+                if lead == run.len() {
+                    return None;
+                }
+                let trail = run.iter().rev().take_while(|&&c| is_c_space(c)).count();
+                let (s, e) = (after_eq + lead, e - trail);
+                (&src[s..e], s, e, false, line_end, false)
             }
-            let run = &b[after_eq..e];
-            let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
-            if lead == run.len() {
-                return None;
-            }
-            let trail = run.iter().rev().take_while(|&&c| is_c_space(c)).count();
-            (
-                &src[after_eq + lead..e - trail],
-                after_eq + lead,
-                e - trail,
-                false,
-            )
         };
         let mut j = end;
         while j < line_end && (b[j] == b' ' || b[j] == b'\t') {
@@ -919,7 +944,7 @@ impl<'a> Parser<'a> {
         if j < line_end && (b[j] != b'#' || line_end == b.len()) {
             return None;
         }
-        Some((raw, self.lx.span(start, end), quoted, line_end))
+        Some((raw, self.lx.span(start, end), quoted, line_end, inner))
     }
 
     /// Moves the lexer past the line ending at `line_end` (its `\n` or the end of input).
