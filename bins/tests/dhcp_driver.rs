@@ -80,12 +80,17 @@ def exchange(options, xid):
         sys.exit(1)
     p = sn.results[0]
     opts = dict(o for o in p[DHCP].options if isinstance(o, tuple))
-    print("REPLY type=%s mac=%s ip=%s yiaddr=%s" % (opts.get("message-type"), p[Ether].dst, p[IP].dst, p[BOOTP].yiaddr))
+    file = p[BOOTP].file.rstrip(b"\0").decode() or "-"
+    print("REPLY type=%s mac=%s ip=%s yiaddr=%s file=%s" % (opts.get("message-type"), p[Ether].dst, p[IP].dst, p[BOOTP].yiaddr, file))
     return p, opts
 
-offer, o = exchange([("message-type", "discover")], xid)
-exchange([("message-type", "request"), ("server_id", o["server_id"]),
-          ("requested_addr", offer[BOOTP].yiaddr)], xid + 1)
+if len(sys.argv) > 5:
+    # INIT-REBOOT: confirm a remembered address.
+    exchange([("message-type", "request"), ("requested_addr", sys.argv[5])], xid)
+else:
+    offer, o = exchange([("message-type", "discover")], xid)
+    exchange([("message-type", "request"), ("server_id", o["server_id"]),
+              ("requested_addr", offer[BOOTP].yiaddr)], xid + 1)
 "#;
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -96,19 +101,20 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 
 /// Runs the scapy client in `b`; returns its reply lines (OFFER, ACK).
 fn scapy_exchange(net: &NetPair, dir: &Scratch, mac: &str, flags: u16, xid: u32) -> Vec<String> {
+    scapy(
+        net,
+        dir,
+        &[mac, &format!("{flags:#x}"), &format!("{xid:#x}")],
+    )
+}
+
+/// Runs the scapy client in `b` with `args` after the interface; returns its reply lines.
+fn scapy(net: &NetPair, dir: &Scratch, args: &[&str]) -> Vec<String> {
     let script = dir.path("client.py");
     std::fs::write(&script, SCAPY_CLIENT).unwrap();
-    let out = net.b.run(
-        PYTHON,
-        [
-            script.display().to_string(),
-            net.b_if.clone(),
-            mac.to_owned(),
-            format!("{flags:#x}"),
-            format!("{xid:#x}"),
-        ],
-        Duration::from_secs(60),
-    );
+    let mut argv = vec![script.display().to_string(), net.b_if.clone()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let out = net.b.run(PYTHON, argv, Duration::from_secs(60));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -229,4 +235,141 @@ fn sigterm_and_sigint_stop_cleanly_with_the_journal_flushed() {
             "journal has every bound lease"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reloads through the library: the test binary re-runs itself inside namespace `a` as
+// `role_reload_server`, which calls `dhcpd::run_reloadable` and, like netbootd, sends the
+// re-read configuration on SIGHUP and stops on SIGTERM. It is `#[ignore]`d so it never counts
+// as a pass on its own, and without NETBOOT_DHCP_RELOAD it refuses to run.
+
+#[test]
+#[ignore = "a role run inside a namespace by the reload test, not a test"]
+fn role_reload_server() {
+    use netboot_bins::dhcpd;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let path = std::env::var("NETBOOT_DHCP_RELOAD").expect("run by the reload test");
+    let _log = netboot_bins::init_logging();
+    let load = || {
+        dhcpd::load(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|p| panic!("{p:?}"))
+    };
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(load()));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&shutdown);
+    let server = std::thread::spawn(move || dhcpd::run_reloadable(rx, flag));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).unwrap();
+        let mut term = signal(SignalKind::terminate()).unwrap();
+        loop {
+            tokio::select! {
+                _ = hup.recv() => { tx.send(Arc::new(load())).unwrap(); }
+                _ = term.recv() => break,
+            }
+        }
+    });
+    shutdown.store(true, Ordering::SeqCst);
+    server.join().unwrap().unwrap();
+    tracing::info!("role stopped");
+}
+
+fn reload_config(net: &NetPair, dir: &Scratch, pool: u8, file: &str, journal: &str) -> PathBuf {
+    let text = format!(
+        r#"[server]
+interfaces = ["{if_a}"]
+lease_file = "{journal}"
+
+[boot]
+default = "{file}"
+
+[[subnet]]
+network = "198.18.0.0/15"
+range = ["198.19.{pool}.10", "198.19.{pool}.250"]
+lease_time = 600
+"#,
+        if_a = net.a_if,
+        journal = dir.path(journal).display(),
+    );
+    let p = dir.path("reload.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn reload_swaps_pools_and_boot_policy_and_keeps_granted_leases() {
+    assert!(Path::new(PYTHON).exists(), "{PYTHON} (with scapy) missing");
+    let net = NetPair::new("dhrl");
+    let dir = Scratch::new("reload");
+    let cfg = reload_config(&net, &dir, 250, "v1.0", "leases.journal");
+    let log = dir.path("server.log");
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "NETBOOT_DHCP_RELOAD={} RUST_LOG=info NO_COLOR=1 exec {} --ignored --exact role_reload_server --nocapture 2>>{}",
+        cfg.display(),
+        exe.display(),
+        log.display()
+    );
+    let server = net.a.spawn("sh", ["-c", &script]);
+    net.a
+        .wait_for_port(Proto::Udp, 67, Duration::from_secs(10))
+        .unwrap();
+    let reply = |lines: &[String], kind: &str| -> (Ipv4Addr, String) {
+        let l = lines
+            .iter()
+            .find(|l| field(l, "type") == kind)
+            .unwrap_or_else(|| panic!("no type {kind}: {lines:?}\n{}", read_log(&log)));
+        (
+            field(l, "yiaddr").parse().unwrap(),
+            field(l, "file").to_owned(),
+        )
+    };
+    // Before: pool 198.19.250.x, file v1.0.
+    let first = scapy(&net, &dir, &["02:00:00:00:71:01", "0x8000", "0x7100"]);
+    let (ip1, file) = reply(&first, "5");
+    assert_eq!((ip1.octets()[2], file.as_str()), (250, "v1.0"), "{first:?}");
+    // Reload: another pool, another boot file, and a new lease file (not applied: warned).
+    reload_config(&net, &dir, 251, "v2.0", "other.journal");
+    server.signal(rustix::process::Signal::HUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_log(&log).contains("dhcp configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload: {}", read_log(&log));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = read_log(&log);
+    assert!(
+        text.contains("lease_file changed; kept as started"),
+        "{text}"
+    );
+    // A new client: the new pool and file.
+    let second = scapy(&net, &dir, &["02:00:00:00:71:02", "0x8000", "0x7200"]);
+    let (ip2, file) = reply(&second, "5");
+    assert_eq!(
+        (ip2.octets()[2], file.as_str()),
+        (251, "v2.0"),
+        "{second:?}"
+    );
+    // The first client's lease was kept: its INIT-REBOOT for the old address is ACKed.
+    let again = scapy(
+        &net,
+        &dir,
+        &["02:00:00:00:71:01", "0x8000", "0x7300", &ip1.to_string()],
+    );
+    let (ip, file) = reply(&again, "5");
+    assert_eq!((ip, file.as_str()), (ip1, "v2.0"), "{again:?}");
+    // Stop; every lease went to the journal opened at the start.
+    server.signal(rustix::process::Signal::TERM);
+    let (out, exited) = server.finish(Duration::from_secs(10));
+    assert!(
+        exited && out.status.success(),
+        "{out:?}\n{}",
+        read_log(&log)
+    );
+    assert!(read_log(&log).contains("lease journal flushed"));
+    assert_eq!(journal_records(&dir.path("leases.journal")), 3);
+    assert!(!dir.path("other.journal").exists());
 }
