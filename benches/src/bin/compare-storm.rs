@@ -17,7 +17,7 @@
 //!
 //! ```sh
 //! cargo build --release -p netboot-bins --bin netbootd -p netboot-benches --bin compare-storm
-//! sudo target/release/compare-storm [--nodes 100] [--runs 1] [--racks 4] [--farm DIR]
+//! sudo target/release/compare-storm [--nodes 100] [--runs 3] [--racks 4] [--farm DIR]
 //!                                   [--kernel-mib 8] [--initrd-mib 30] [--image-mib 64]
 //!                                   [--only ours|anchor] [--limit-secs 240] [--keep]
 //! ```
@@ -54,7 +54,7 @@ struct Opts {
 fn parse_args() -> Opts {
     let mut o = Opts {
         nodes: 100,
-        runs: 1,
+        runs: 3,
         racks: 4,
         farm: None,
         kernel_mib: 8,
@@ -238,8 +238,11 @@ impl Run {
     fn failures(&self) -> usize {
         self.outcomes.iter().filter(|o| o.error.is_some()).count()
     }
-    fn retries(&self) -> u32 {
-        self.outcomes.iter().map(|o| o.retries).sum()
+    /// DHCP and TFTP retransmissions.
+    fn retries(&self) -> (u32, u32) {
+        self.outcomes
+            .iter()
+            .fold((0, 0), |(d, t), o| (d + o.dhcp_retries, t + o.tftp_retries))
     }
 }
 
@@ -332,12 +335,13 @@ fn main() {
                 }
             };
             println!(
-                "run {r} {:15} {:3}/{} booted in {:6.1} s, {} retries, server CPU {:.1} s",
+                "run {r} {:15} {:3}/{} booted in {:6.1} s, retries dhcp/tftp {}/{}, server CPU {:.1} s",
                 stack.name(),
                 o.nodes - run.failures(),
                 o.nodes,
                 run.wall.as_secs_f64(),
-                run.retries(),
+                run.retries().0,
+                run.retries().1,
                 run.server_cpu,
             );
             for (i, e) in run
@@ -368,7 +372,7 @@ fn main() {
         "dhcp p50/p99",
         "tftp p50/p99",
         "nbd p50/p99",
-        "retries",
+        "retr d/t",
         "failed",
         "srv CPU"
     );
@@ -403,7 +407,13 @@ fn main() {
             phase(|x| x.dhcp),
             phase(|x| x.tftp),
             phase(|x| x.nbd),
-            rs.iter().map(Run::retries).sum::<u32>(),
+            {
+                let (d, t) = rs
+                    .iter()
+                    .map(Run::retries)
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                format!("{d}/{t}")
+            },
             failed,
             median(rs.iter().map(|r| r.server_cpu).collect())
                 .map_or("-".to_owned(), |c| format!("{c:.1} s")),

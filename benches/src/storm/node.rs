@@ -84,8 +84,10 @@ pub struct Outcome {
     pub nbd: Duration,
     /// Power-on to the image in RAM.
     pub total: Duration,
-    /// Retransmissions (DHCP and TFTP timeouts).
-    pub retries: u32,
+    /// DHCP retransmissions (timeouts, NAK restarts).
+    pub dhcp_retries: u32,
+    /// TFTP retransmissions (timeouts).
+    pub tftp_retries: u32,
     /// Why it did not boot.
     pub error: Option<String>,
 }
@@ -248,7 +250,7 @@ impl Node<'_> {
                 secs_start,
             )?;
             if ack.options.message_type == Some(dhcp::MessageType::Nak) {
-                self.out.retries += 1;
+                self.out.dhcp_retries += 1;
                 secs_start = Instant::now();
                 continue;
             }
@@ -288,7 +290,7 @@ impl Node<'_> {
         let mut buf = [0u8; 1500];
         for (attempt, &secs) in timeouts.iter().enumerate() {
             if attempt > 0 {
-                self.out.retries += 1;
+                self.out.dhcp_retries += 1;
             }
             let msg = self.message(who, xid, kind, offered, secs_start);
             let mut out = vec![0u8; msg.buffer_len()];
@@ -464,7 +466,7 @@ impl Node<'_> {
         let mut buf = vec![0u8; 2048];
         for attempt in 0..TFTP_TRIES {
             if attempt > 0 {
-                self.out.retries += 1;
+                self.out.tftp_retries += 1;
             }
             sock.send_to(&rrq, server).map_err(|e| e.to_string())?;
             let until = Instant::now() + TFTP_TIMEOUT;
@@ -539,7 +541,7 @@ impl Node<'_> {
                 if tries >= TFTP_TRIES {
                     return Err(format!("timed out at block {next}"));
                 }
-                self.out.retries += 1;
+                self.out.tftp_retries += 1;
                 sock.send_to(&last_sent, peer.unwrap_or(server))
                     .map_err(|e| e.to_string())?;
                 until = Instant::now() + TFTP_TIMEOUT;
