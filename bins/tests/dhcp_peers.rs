@@ -311,6 +311,7 @@ fn role_scripted_client() {
     match scenario.as_str() {
         "full" => scripted_full(&c),
         "proxy" => scripted_proxy(&c),
+        "menu" => scripted_menu(&c),
         other => panic!("unknown scenario {other}"),
     }
     println!("SCRIPTED-CLIENT-DONE");
@@ -653,6 +654,85 @@ fn scripted_proxy(c: &Relay) {
             .is_none()
     );
     println!("ok proxy-ignores-non-pxe");
+}
+
+fn scripted_menu(c: &Relay) {
+    let mac = [0x52, 0x54, 0, 0xe3, 0, 1];
+    let bios = |r: &mut Repr<'static>| {
+        r.options.vendor_class = Some(Cow::Borrowed(b"PXEClient:Arch:00000:UNDI:002001"));
+        r.options.client_arch = Some(Cow::Borrowed(&[0, 0]));
+    };
+    // The BIOS ROM's DISCOVER (relayed): an address, no file, and the menu in option 43.
+    let offer = c
+        .exchange(&c.msg(MessageType::Discover, mac, 0x4100, bios))
+        .expect("menu offer");
+    assert!(offer.file.is_empty());
+    let v =
+        netboot_dhcp::pxe::VendorOptions::parse(offer.options.vendor_specific.as_deref().unwrap())
+            .unwrap();
+    assert_eq!(v.discovery_control, Some(7));
+    let s = c.server.octets();
+    assert_eq!(
+        v.boot_servers.as_deref(),
+        Some(
+            &[
+                0x80, 0x01, 1, s[0], s[1], s[2], s[3], 0x80, 0x02, 1, s[0], s[1], s[2], s[3]
+            ][..]
+        )
+    );
+    let texts: Vec<&[u8]> = v.menu.iter().map(|m| &*m.description).collect();
+    assert_eq!(texts, [&b"Install"[..], b"Rescue", b"Local disk"]);
+    assert_eq!(
+        v.prompt.as_ref().map(|p| (p.0, &*p.1)),
+        Some((7, &b"Press F8"[..]))
+    );
+    println!("ok menu-offer");
+    // The user picks "Rescue": the ROM asks the boot server on 4011 for type 0x8002.
+    let s68 = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).unwrap();
+    s68.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let item = netboot_dhcp::pxe::VendorOptions {
+        boot_item: Some((0x8002, 0)),
+        ..Default::default()
+    }
+    .to_bytes();
+    let mut req = c.msg(MessageType::Request, mac, 0x4101, |r| {
+        bios(r);
+        r.giaddr = Ipv4Addr::UNSPECIFIED;
+        r.ciaddr = c.me;
+        r.options.vendor_specific = Some(Cow::Owned(item));
+    });
+    req[3] = 0;
+    s68.send_to(&req, SocketAddrV4::new(c.server, 4011))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = s68.recv_from(&mut buf).expect("ACK from :4011");
+    assert_eq!(from.port(), 4011);
+    let ack = Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap();
+    assert_eq!(ack.options.message_type, Some(MessageType::Ack));
+    assert_eq!(&*ack.file, b"rescue.0");
+    let v =
+        netboot_dhcp::pxe::VendorOptions::parse(ack.options.vendor_specific.as_deref().unwrap())
+            .unwrap();
+    assert_eq!(v.boot_item, Some((0x8002, 0)));
+    println!("ok menu-4011");
+}
+
+#[test]
+fn a_pxe_menu_is_offered_and_the_chosen_entry_served_on_4011() {
+    let net = NetPair::new("dhmn");
+    let dir = Scratch::new("menu");
+    let cfg = config(&net, &dir, "", "600");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[boot.menu]\nprompt = \"Press F8\"\ntimeout = 7\n\
+         [[boot.menu.item]]\ntext = \"Install\"\narch = [0]\nfile = \"install.0\"\n\
+         [[boot.menu.item]]\ntext = \"Rescue\"\narch = [0]\nfile = \"rescue.0\"\n\
+         [[boot.menu.item]]\ntext = \"Local disk\"\narch = [0]\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.path("server.log");
+    let _server = start(&net, &cfg, &log, true);
+    run_scripted(&net, "menu");
 }
 
 #[test]

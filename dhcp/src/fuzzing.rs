@@ -3,7 +3,9 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::server::{BootPolicy, BootRule, Config, Host, Incoming, Server, Subnet};
+use crate::server::{
+    BootPolicy, BootRule, Config, Host, Incoming, MenuEntry, PxeMenu, Server, Subnet,
+};
 use crate::wire::{LeaseTime, Packet, Repr};
 
 /// Parses one received datagram; whatever parses must emit and parse back to the same value.
@@ -55,6 +57,26 @@ pub fn test_server() -> Server {
             default_file: Some("core.0".into()),
             ipxe_script: Some("boot.ipxe".into()),
             ipxe_no_pxedhcp: true,
+            // A menu for IA32 UEFI only (arch 6), so the fuzzer reaches the menu and the
+            // boot server paths while the tests' BIOS and x64 clients keep their files.
+            menu: Some(PxeMenu {
+                prompt: "Press F8".into(),
+                timeout: 5,
+                entries: vec![
+                    MenuEntry {
+                        text: "Install".into(),
+                        server_type: 0x8001,
+                        arch: vec![6],
+                        file: Some("install.efi".into()),
+                        server: None,
+                    },
+                    MenuEntry {
+                        text: "Local disk".into(),
+                        arch: vec![6],
+                        ..Default::default()
+                    },
+                ],
+            }),
         },
         rapid_commit: true,
         ..Default::default()

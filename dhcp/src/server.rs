@@ -117,11 +117,45 @@ pub struct BootRule {
     pub next_server: Option<Ipv4Addr>,
 }
 
+/// One entry of a PXE boot menu.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MenuEntry {
+    /// What the ROM shows.
+    pub text: String,
+    /// Boot server type (PXE 2.1): 0 = boot from the local disk (no file); other values
+    /// name the entry in the client's boot server request (option 43 sub-option 71).
+    pub server_type: u16,
+    /// Option 93 values this entry is shown to; empty = every PXE client.
+    pub arch: Vec<u16>,
+    /// Boot file sent when this entry is chosen; `None` for a local boot.
+    pub file: Option<String>,
+    /// Boot server address (sub-option 8, and `siaddr` of the answer); `None` = us.
+    pub server: Option<Ipv4Addr>,
+}
+
+/// A PXE boot menu (PXE 2.1 §2.4: option 43 sub-options 6, 8, 9 and 10). The ROM shows
+/// `prompt` for `timeout` seconds, then boots the first entry unless the user asks for the
+/// menu (F8); the chosen entry is asked for on port 4011 with its type (sub-option 71), and
+/// answered with its file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PxeMenu {
+    /// Prompt text (sub-option 10), e.g. "Press F8 for the boot menu".
+    pub prompt: String,
+    /// Seconds before the first entry boots; 0 = at once, 255 = wait for the user.
+    pub timeout: u8,
+    /// Entries in menu order.
+    pub entries: Vec<MenuEntry>,
+}
+
 /// How boot files are chosen.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BootPolicy {
     /// Rules in order.
     pub rules: Vec<BootRule>,
+    /// A boot menu for PXE ROMs (vendor class `PXEClient`) with at least one entry for
+    /// their architecture; it takes precedence over the rules, not over a host's own file
+    /// or iPXE's script. `None` = no menu.
+    pub menu: Option<PxeMenu>,
     /// Boot file when no rule matches (BIOS in practice); `None` = send none.
     pub default_file: Option<String>,
     /// What iPXE (option 77 `iPXE`, or option 175) gets instead of the firmware's file, so
@@ -253,10 +287,31 @@ pub struct Server {
 
 struct Boot<'c> {
     file: Option<Cow<'c, str>>,
-    menu: Option<&'c str>,
+    /// Option 43 for a PXE ROM.
+    pxe: VendorOptions<'c>,
     next_server: Option<Ipv4Addr>,
     http: bool,
     ipxe: bool,
+}
+
+impl<'c> Boot<'c> {
+    /// A boot file (or none), with the PXE options that say "boot it", and an optional
+    /// one-entry menu.
+    fn plain(
+        file: Option<&'c str>,
+        menu: Option<&'c str>,
+        next_server: Option<Ipv4Addr>,
+        http: bool,
+        ipxe: bool,
+    ) -> Self {
+        Boot {
+            file: file.map(Cow::Borrowed),
+            pxe: pxe_vendor_options(menu),
+            next_server,
+            http,
+            ipxe,
+        }
+    }
 }
 
 impl Server {
@@ -668,8 +723,9 @@ impl Server {
         }
     }
 
-    /// The boot file and next server for this client.
-    fn boot(&self, req: &Repr<'_>) -> Boot<'_> {
+    /// The boot file, next server and PXE options for this client; `input` gives our
+    /// address (the default boot server of a menu) and the port it asked on.
+    fn boot(&self, req: &Repr<'_>, input: &Incoming<'_>) -> Boot<'_> {
         let o = &req.options;
         let policy = &self.config.boot;
         let ipxe = o.user_class.as_deref().is_some_and(is_ipxe_user_class) || o.ipxe.is_some();
@@ -677,23 +733,51 @@ impl Server {
         let http = vendor.starts_with(b"HTTPClient");
         let host = self.host(req);
         let host_ns = host.and_then(|h| h.next_server);
+        let plain = |file, menu, next_server| Boot::plain(file, menu, next_server, http, ipxe);
         if ipxe && let Some(script) = &policy.ipxe_script {
-            return Boot {
-                file: Some(Cow::Borrowed(script)),
-                menu: None,
-                next_server: host_ns,
-                http,
-                ipxe,
-            };
+            return plain(Some(script), None, host_ns);
         }
         if let Some(f) = host.and_then(|h| h.boot_file.as_deref()) {
-            return Boot {
-                file: Some(Cow::Borrowed(f)),
-                menu: None,
-                next_server: host_ns,
-                http,
-                ipxe,
-            };
+            return plain(Some(f), None, host_ns);
+        }
+        if vendor.starts_with(b"PXEClient")
+            && let Some(menu) = &policy.menu
+        {
+            let shown: Vec<&MenuEntry> = menu
+                .entries
+                .iter()
+                .filter(|e| e.arch.is_empty() || o.client_arches().any(|a| e.arch.contains(&a)))
+                .collect();
+            // The boot server request for a chosen entry (sub-option 71).
+            let item = o
+                .vendor_specific
+                .as_deref()
+                .and_then(|v| VendorOptions::parse(v).ok())
+                .and_then(|v| v.boot_item);
+            if let Some((kind, layer)) = item {
+                if let Some(e) = shown.iter().find(|e| e.server_type == kind && kind != 0) {
+                    return Boot {
+                        file: e.file.as_deref().map(Cow::Borrowed),
+                        pxe: VendorOptions {
+                            boot_item: Some((kind, layer)),
+                            ..Default::default()
+                        },
+                        next_server: e.server,
+                        http,
+                        ipxe,
+                    };
+                }
+            } else if !shown.is_empty() && input.local_port != PXE_PORT {
+                // (On 4011 without a chosen entry, a UEFI ROM follows a proxy offer: it
+                // gets the rules' file.)
+                return Boot {
+                    file: None,
+                    pxe: menu_options(menu, &shown, input.local_addr),
+                    next_server: None,
+                    http,
+                    ipxe,
+                };
+            }
         }
         let rule = policy.rules.iter().find(|r| {
             (r.arch.is_empty() || o.client_arches().any(|a| r.arch.contains(&a)))
@@ -702,16 +786,12 @@ impl Server {
                     .is_none_or(|v| vendor.starts_with(v.as_bytes()))
                 && req.hw_addr().starts_with(&r.hw_prefix)
         });
-        Boot {
-            file: rule
-                .map(|r| r.file.as_str())
-                .or(policy.default_file.as_deref())
-                .map(Cow::Borrowed),
-            menu: rule.and_then(|r| r.pxe_menu.as_deref()),
-            next_server: host_ns.or(rule.and_then(|r| r.next_server)),
-            http,
-            ipxe,
-        }
+        plain(
+            rule.map(|r| r.file.as_str())
+                .or(policy.default_file.as_deref()),
+            rule.and_then(|r| r.pxe_menu.as_deref()),
+            host_ns.or(rule.and_then(|r| r.next_server)),
+        )
     }
 
     /// Builds an OFFER or ACK (also the INFORM answer when `yiaddr` is `None`).
@@ -725,7 +805,7 @@ impl Server {
         lease: Option<(LeaseEvent, Lease)>,
     ) -> Output {
         let subnet = &self.config.subnets[ix];
-        let boot = self.boot(req);
+        let boot = self.boot(req, input);
         let host = self.host(req);
         let inform = yiaddr.is_none();
         let (lease_time, t1, t2) = match (inform, subnet.granted(req.options.lease_time)) {
@@ -767,7 +847,7 @@ impl Server {
             // A full offer naming PXEClient must carry option 43, or EDK2 takes it for a
             // proxy offer and asks port 4011 (research §1, "Option 60 trap").
             o.vendor_class = Some(Cow::Borrowed(b"PXEClient"));
-            vendor43 = pxe_vendor_options(boot.menu).to_bytes();
+            vendor43 = boot.pxe.to_bytes();
             o.vendor_specific = Some(Cow::Owned(vendor43));
             o.client_uuid = req.options.client_uuid.clone();
         } else if boot.http {
@@ -853,7 +933,7 @@ impl Server {
             (MessageType::Request | MessageType::Inform, true) => MessageType::Ack,
             _ => return Output::drop("proxy mode: not ours to answer"),
         };
-        let boot = self.boot(req);
+        let boot = self.boot(req, input);
         let uefi = req.options.client_arches().any(|a| a != 0);
         // UEFI ROMs ignore a file in the :67 proxy offer and use the 4011 exchange.
         let give_file = on_4011 || !uefi;
@@ -868,7 +948,9 @@ impl Server {
             vendor_class: Some(Cow::Borrowed(b"PXEClient")),
             // No option 43 for UEFI: that is what makes EDK2 take the offer for a BINL proxy
             // and ask port 4011 (with 43 it starts a boot server discovery and gives up).
-            vendor_specific: (!uefi).then(|| Cow::Owned(pxe_vendor_options(boot.menu).to_bytes())),
+            // A boot server answer (4011, a menu entry chosen) always echoes sub-option 71.
+            vendor_specific: (!uefi || boot.pxe.boot_item.is_some())
+                .then(|| Cow::Owned(boot.pxe.to_bytes())),
             client_uuid: req.options.client_uuid.clone(),
             bootfile: (!file.is_empty() && req.options.requests(crate::wire::code::BOOTFILE))
                 .then_some(Cow::Borrowed(file.as_bytes())),
@@ -936,6 +1018,36 @@ fn pxe_vendor_options(menu: Option<&str>) -> VendorOptions<'_> {
             .unwrap_or_default(),
         prompt: menu.map(|_| (0, Cow::Borrowed(&b"PXE"[..]))),
         ..Default::default()
+    }
+}
+
+/// Option 43 with a boot menu: discovery by unicast to the listed boot servers only (bits
+/// 0, 1 and 2 of sub-option 6; bit 3 clear, so the ROM shows the prompt and menu instead of
+/// loading a file from this packet), a server for every entry that is not a local boot, the
+/// entries, and the prompt.
+fn menu_options<'c>(
+    menu: &'c PxeMenu,
+    shown: &[&'c MenuEntry],
+    local: Ipv4Addr,
+) -> VendorOptions<'c> {
+    let mut servers = Vec::new();
+    for e in shown.iter().filter(|e| e.server_type != 0) {
+        servers.extend_from_slice(&e.server_type.to_be_bytes());
+        servers.push(1);
+        servers.extend_from_slice(&e.server.unwrap_or(local).octets());
+    }
+    VendorOptions {
+        discovery_control: Some(0x07),
+        boot_servers: (!servers.is_empty()).then_some(Cow::Owned(servers)),
+        menu: shown
+            .iter()
+            .map(|e| crate::pxe::MenuItem {
+                server_type: e.server_type,
+                description: Cow::Borrowed(e.text.as_bytes()),
+            })
+            .collect(),
+        prompt: Some((menu.timeout, Cow::Borrowed(menu.prompt.as_bytes()))),
+        boot_item: None,
     }
 }
 

@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use netboot_dhcp::server::{BootPolicy, BootRule, Config as EngineConfig, Host, Subnet};
+use netboot_dhcp::server::{
+    BootPolicy, BootRule, Config as EngineConfig, Host, MenuEntry, PxeMenu, Subnet,
+};
 use netboot_dhcp::wire::LeaseTime;
 use serde::Deserialize;
 use toml::Spanned;
@@ -95,6 +97,39 @@ pub struct BootSection {
     pub ipxe_no_pxedhcp: bool,
     #[serde(default)]
     pub rule: Vec<RuleSection>,
+    /// A PXE boot menu.
+    pub menu: Option<MenuSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuSection {
+    #[serde(default = "default_prompt")]
+    pub prompt: String,
+    /// Seconds before the first entry boots; 0 = at once, 255 = wait for the user.
+    #[serde(default = "default_menu_timeout")]
+    pub timeout: u8,
+    pub item: Spanned<Vec<MenuItemSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuItemSection {
+    pub text: String,
+    /// Boot server type; default 0 (local boot) without a file, 0x8001, 0x8002, … with one.
+    #[serde(rename = "type")]
+    pub server_type: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub arch: Vec<u16>,
+    pub file: Option<String>,
+    pub server: Option<Ipv4Addr>,
+}
+
+fn default_prompt() -> String {
+    "Press F8 for the boot menu".into()
+}
+fn default_menu_timeout() -> u8 {
+    10
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,10 +367,50 @@ pub fn check(text: &str, config: Config) -> Result<Loaded, Vec<Problem>> {
             next_server: r.next_server,
         });
     }
+    let menu = file.boot.menu.as_ref().map(|m| {
+        if m.item.get_ref().is_empty() {
+            problems.push(problem(text, m.item.span(), "a menu needs items".into()));
+        }
+        let mut entries: Vec<MenuEntry> = Vec::new();
+        for (i, it) in m.item.get_ref().iter().enumerate() {
+            let auto = if it.file.is_some() {
+                0x8001 + i as u16
+            } else {
+                0
+            };
+            let server_type = it.server_type.as_ref().map_or(auto, |t| *t.get_ref());
+            let span = it.server_type.as_ref().map_or(m.item.span(), |t| t.span());
+            let wrong = if server_type == 0 && it.file.is_some() {
+                Some("type 0 is a local boot: no file".to_owned())
+            } else if server_type != 0 && it.file.is_none() {
+                Some(format!("menu item {:?} needs a file", it.text))
+            } else if server_type != 0 && entries.iter().any(|e| e.server_type == server_type) {
+                Some(format!("menu item type {server_type:#06x} used twice"))
+            } else {
+                None
+            };
+            if let Some(message) = wrong {
+                problems.push(problem(text, span, message));
+            }
+            entries.push(MenuEntry {
+                text: it.text.clone(),
+                server_type,
+                arch: it.arch.clone(),
+                file: it.file.clone(),
+                server: it.server,
+            });
+        }
+        PxeMenu {
+            prompt: m.prompt.clone(),
+            timeout: m.timeout,
+            entries,
+        }
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
     let boot = BootPolicy {
+        menu,
         rules,
         default_file: file.boot.default.clone(),
         ipxe_script: file.boot.ipxe_script.clone(),
@@ -371,6 +446,28 @@ mod tests {
         assert_eq!(l.engine.subnets[0].lease_time, LeaseTime::Infinite);
         assert_eq!(l.engine.boot.rules[1].arch, [7, 9]);
         assert_eq!(l.engine.boot.rules[0].hw_prefix, [0xb8, 0x27, 0xeb]);
+    }
+
+    #[test]
+    fn a_menu_loads_with_types_and_its_problems_have_lines() {
+        let menu = "[boot.menu]\ntimeout = 5\n[[boot.menu.item]]\ntext = \"Install\"\nfile = \"i.0\"\n\
+                    [[boot.menu.item]]\ntext = \"Local disk\"\n\
+                    [[subnet]]\nnetwork = \"10.0.0.0/8\"\n";
+        let l = load(menu).unwrap_or_else(|p| panic!("{p:?}"));
+        let m = l.engine.boot.menu.unwrap();
+        assert_eq!(
+            (m.timeout, m.prompt.as_str()),
+            (5, "Press F8 for the boot menu")
+        );
+        let types: Vec<u16> = m.entries.iter().map(|e| e.server_type).collect();
+        assert_eq!(types, [0x8001, 0]);
+        let bad = "[[subnet]]\nnetwork = \"10.0.0.0/8\"\n[boot.menu]\n[[boot.menu.item]]\ntext = \"x\"\ntype = 0\nfile = \"a\"\n";
+        let p = load(bad).unwrap_err();
+        assert_eq!(
+            (p[0].line, p[0].message.as_str()),
+            (6, "type 0 is a local boot: no file"),
+            "{p:?}"
+        );
     }
 
     #[test]

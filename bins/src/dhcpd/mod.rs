@@ -182,7 +182,8 @@ fn links(interfaces: &[String]) -> anyhow::Result<Links> {
 /// The ports a configuration listens on.
 fn ports(loaded: &Loaded) -> Vec<u16> {
     let mut p = vec![loaded.server.port];
-    if loaded.server.proxy {
+    // Proxy mode, and boot menus: the chosen entry is asked for on 4011.
+    if loaded.server.proxy || loaded.engine.boot.menu.is_some() {
         p.push(PXE_PORT);
     }
     p
@@ -285,7 +286,10 @@ fn apply_reload(shared: &Shared, running: &Loaded, new: &Loaded) {
         ("port", old.port != s.port),
         ("lease_file", old.lease_file != s.lease_file),
         ("durability", old.durability != s.durability),
-        ("proxy listening on 4011", ports(running) != ports(new)),
+        (
+            "listening on 4011 (proxy or menu)",
+            ports(running) != ports(new),
+        ),
     ];
     for (what, changed) in fixed {
         if changed {

@@ -672,3 +672,121 @@ fn option_51_is_honoured_within_the_configured_bounds() {
     assert_eq!(state, LeaseState::Bound { expires: None });
     assert_eq!(ask(&mut s, 49, None).0, fin(600));
 }
+
+fn menu_server() -> Server {
+    let mut cfg = test_server().config().clone();
+    cfg.boot.menu = Some(PxeMenu {
+        prompt: "Press F8 for the boot menu".into(),
+        timeout: 10,
+        entries: vec![
+            MenuEntry {
+                text: "Install the farm image".into(),
+                server_type: 0x8001,
+                arch: vec![0],
+                file: Some("install.0".into()),
+                server: Some(Ipv4Addr::new(198, 18, 0, 9)),
+            },
+            MenuEntry {
+                text: "Rescue shell".into(),
+                server_type: 0x8002,
+                arch: vec![0],
+                file: Some("rescue.0".into()),
+                server: None,
+            },
+            MenuEntry {
+                text: "Boot from local disk".into(),
+                arch: vec![0],
+                ..Default::default()
+            },
+        ],
+    });
+    Server::new(cfg)
+}
+
+fn pxe_bios(mt: MessageType, edit: impl FnOnce(&mut Repr<'static>)) -> Vec<u8> {
+    msg(mt, mac(60), |r| {
+        r.options.vendor_class = Some(Cow::Borrowed(b"PXEClient:Arch:00000:UNDI:002001"));
+        r.options.client_arch = Some(Cow::Borrowed(&[0, 0]));
+        edit(r);
+    })
+}
+
+#[test]
+fn a_pxe_menu_is_offered_then_the_chosen_entry_answered_on_4011() {
+    let mut s = menu_server();
+    let (offer, _, _) = reply(&send(&mut s, T0, &pxe_bios(MessageType::Discover, |_| {})));
+    assert!(
+        offer.file.is_empty(),
+        "the file comes from the chosen entry"
+    );
+    let v = crate::pxe::VendorOptions::parse(offer.options.vendor_specific.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(
+        v.discovery_control,
+        Some(0x07),
+        "unicast to listed servers, no file here"
+    );
+    assert_eq!(
+        v.boot_servers.as_deref(),
+        Some(&[0x80, 0x01, 1, 198, 18, 0, 9, 0x80, 0x02, 1, 198, 18, 0, 1][..])
+    );
+    let menu: Vec<(u16, &[u8])> = v
+        .menu
+        .iter()
+        .map(|m| (m.server_type, &*m.description))
+        .collect();
+    assert_eq!(
+        menu,
+        [
+            (0x8001, &b"Install the farm image"[..]),
+            (0x8002, b"Rescue shell"),
+            (0, b"Boot from local disk")
+        ]
+    );
+    assert_eq!(
+        v.prompt,
+        Some((10, Cow::Borrowed(&b"Press F8 for the boot menu"[..])))
+    );
+    // The ROM asks the boot server for entry 0x8002, layer 0, from its new address.
+    let ci = Ipv4Addr::new(198, 18, 0, 77);
+    let item = crate::pxe::VendorOptions {
+        boot_item: Some((0x8002, 0)),
+        ..Default::default()
+    }
+    .to_bytes();
+    let req = pxe_bios(MessageType::Request, |r| {
+        r.ciaddr = ci;
+        r.options.vendor_specific = Some(Cow::Owned(item));
+    });
+    let out = s.handle(
+        T0,
+        &Incoming {
+            data: &req,
+            src: SocketAddrV4::new(ci, 68),
+            local_addr: SERVER,
+            local_port: PXE_PORT,
+        },
+    );
+    let (ack, dest, mt) = reply(&out);
+    assert_eq!(mt, MessageType::Ack);
+    assert_eq!(dest, Destination::Unicast(SocketAddrV4::new(ci, 68)));
+    assert_eq!(&*ack.file, b"rescue.0");
+    assert_eq!(ack.siaddr, SERVER);
+    let v =
+        crate::pxe::VendorOptions::parse(ack.options.vendor_specific.as_deref().unwrap()).unwrap();
+    assert_eq!(v.boot_item, Some((0x8002, 0)), "sub-option 71 echoed");
+    assert!(out.lease.is_none());
+    // An x64 UEFI client (no entries for arch 7) still gets its file from the rules.
+    let (offer, _, _) = reply(&send(&mut s, T0, EDK2_UEFI));
+    assert_eq!(&*offer.file, b"core.efi");
+    // A client that is not a PXE ROM never sees the menu.
+    let (offer, _, _) = reply(&send(
+        &mut s,
+        T0,
+        &msg(MessageType::Discover, mac(61), |r| {
+            r.options.client_arch = Some(Cow::Borrowed(&[0, 0]));
+        }),
+    ));
+    assert_eq!(&*offer.file, b"core.0");
+    assert!(offer.options.vendor_specific.is_none());
+}
