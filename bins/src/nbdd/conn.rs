@@ -14,6 +14,7 @@ use bytes::{Buf, BytesMut};
 use netboot_nbd::engine::{Command, Config, Connection, Event, Fatal, Header, Request, Step};
 use netboot_nbd::wire::errno;
 use std::io::IoSlice;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -89,27 +90,117 @@ struct Out {
     _budget: Option<OwnedSemaphorePermit>,
 }
 
-/// Writes all of `bufs`, however the kernel splits it.
-async fn write_all_vectored<S: AsyncWrite + Unpin>(
-    s: &mut S,
-    mut bufs: &mut [IoSlice<'_>],
-) -> std::io::Result<()> {
-    while !bufs.is_empty() {
-        let n = s.write_vectored(bufs).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut bufs, n);
-    }
-    Ok(())
+/// Where replies go. Sockets get `sendmsg` with MSG_MORE and `sendfile` (large reads leave
+/// straight from the page cache, and a header marked MORE is not pushed alone ahead of its
+/// data); any other stream (stdio, TLS) gets plain vectored writes of buffered data.
+pub enum Sink {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
+    Stream(Box<dyn AsyncWrite + Unpin + Send>),
 }
 
-/// Sends queued messages in batches until the reader hangs up.
-async fn writer<W: AsyncWrite + Unpin>(
-    mut w: W,
-    mut rx: mpsc::Receiver<Out>,
-    pool: Pool,
-) -> std::io::Result<()> {
+impl Sink {
+    /// Whether [`Payload::File`] may be queued for this sink.
+    pub fn takes_sendfile(&self) -> bool {
+        !matches!(self, Sink::Stream(_))
+    }
+
+    /// Runs `f` on the socket's descriptor whenever it is writable, until it does not block.
+    async fn io<R>(
+        &mut self,
+        mut f: impl FnMut(BorrowedFd) -> std::io::Result<R>,
+    ) -> std::io::Result<R> {
+        use tokio::io::Interest;
+        match self {
+            Sink::Tcp(w) => {
+                let s: &tokio::net::TcpStream = w.as_ref();
+                s.async_io(Interest::WRITABLE, || f(s.as_fd())).await
+            }
+            Sink::Unix(w) => {
+                let s: &tokio::net::UnixStream = w.as_ref();
+                s.async_io(Interest::WRITABLE, || f(s.as_fd())).await
+            }
+            Sink::Stream(_) => Err(std::io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// Writes all of `bufs`, however the kernel splits it; `more` when data follows at once.
+    async fn write_all_vectored(
+        &mut self,
+        mut bufs: &mut [IoSlice<'_>],
+        more: bool,
+    ) -> std::io::Result<()> {
+        use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
+        let flags = if more {
+            SendFlags::MORE
+        } else {
+            SendFlags::empty()
+        } | SendFlags::NOSIGNAL;
+        while !bufs.is_empty() {
+            let n = match self {
+                Sink::Stream(s) => s.write_vectored(bufs).await?,
+                _ => {
+                    let iov: &[IoSlice] = bufs;
+                    self.io(|fd| {
+                        Ok(sendmsg(
+                            fd,
+                            iov,
+                            &mut SendAncillaryBuffer::default(),
+                            flags,
+                        )?)
+                    })
+                    .await?
+                }
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut bufs, n);
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset` with `sendfile`.
+    async fn sendfile(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<()> {
+        let (mut off, end) = (offset, offset + len as u64);
+        while off < end {
+            let want = (end - off) as usize;
+            let n = self
+                .io(|fd| Ok(rustix::fs::sendfile(fd, file, Some(&mut off), want)?))
+                .await?;
+            if n == 0 {
+                // The file shrank under us: the reply header already promised the bytes.
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stream(s) => s.flush().await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Tcp(w) => w.shutdown().await,
+            Sink::Unix(w) => w.shutdown().await,
+            Sink::Stream(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// Sends queued messages in batches until the reader hangs up: buffered parts of consecutive
+/// replies share one vectored write; a `sendfile` payload goes out after its header (marked
+/// MORE) and everything before it.
+async fn writer(mut w: Sink, mut rx: mpsc::Receiver<Out>, pool: Pool) -> std::io::Result<()> {
     let mut batch: Vec<Out> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -121,13 +212,22 @@ async fn writer<W: AsyncWrite + Unpin>(
         }
         let mut iov: Vec<IoSlice> = Vec::with_capacity(2 * batch.len());
         for m in &batch {
-            for part in [&m.header[..], m.payload.as_slice()] {
-                if !part.is_empty() {
-                    iov.push(IoSlice::new(part));
+            if !m.header.is_empty() {
+                iov.push(IoSlice::new(&m.header));
+            }
+            match &m.payload {
+                Payload::None => {}
+                Payload::Owned(v) => iov.push(IoSlice::new(v)),
+                Payload::Shared(b) => iov.push(IoSlice::new(b)),
+                Payload::File { file, offset, len } => {
+                    w.write_all_vectored(&mut iov, true).await?;
+                    iov.clear();
+                    w.sendfile(file, *offset, *len).await?;
                 }
             }
         }
-        write_all_vectored(&mut w, &mut iov).await?;
+        w.write_all_vectored(&mut iov, false).await?;
+        drop(iov);
         w.flush().await?;
         for m in batch.drain(..) {
             if let Payload::Owned(v) = m.payload {
@@ -147,6 +247,8 @@ struct Reader {
     budget: Arc<Semaphore>,
     tx: mpsc::Sender<Out>,
     pool: Pool,
+    /// The sink takes [`Payload::File`].
+    sendfile: bool,
 }
 
 impl Reader {
@@ -248,15 +350,16 @@ impl Reader {
             return false;
         };
         // Data read into a buffer (not shared RAM) is paid for from the budget first.
-        let permit = if r.command == Command::Read && !st.zero_copy() && r.length > 0 {
+        let buffered = !st.unbuffered(r.length, self.sendfile);
+        let permit = if r.command == Command::Read && buffered && r.length > 0 {
             let n = r.length.min(u64::from(READ_BUDGET)) as u32;
             self.budget.clone().acquire_many_owned(n).await.ok()
         } else {
             None
         };
-        let (header, payload) = execute(st, &self.conn, r, &self.pool);
+        let (header, payload) = execute(st, &self.conn, r, &self.pool, self.sendfile);
         match r.command {
-            Command::Read => self.read += payload.as_slice().len() as u64,
+            Command::Read => self.read += payload.len() as u64,
             Command::Write => self.written += r.length,
             _ => {}
         }
@@ -266,10 +369,9 @@ impl Reader {
 
 /// Serves one client until it leaves; logs one line about it.
 /// Takes the two halves separately (`into_split` for sockets: no lock shared between them).
-pub async fn serve<R, W>(r: R, w: W, peer: String, sh: Arc<Shared>)
+pub async fn serve<R>(r: R, w: Sink, peer: String, sh: Arc<Shared>)
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
 {
     let start = Instant::now();
     let (tx, rx) = mpsc::channel(sh.max_in_flight);
@@ -282,6 +384,7 @@ where
         budget: Arc::new(Semaphore::new(READ_BUDGET as usize)),
         tx,
         pool: Pool::default(),
+        sendfile: w.takes_sendfile(),
     };
     // The writer is its own task so that copying replies into the socket and serving the
     // next requests can use two cores.
@@ -315,22 +418,20 @@ fn io_errno(e: &std::io::Error) -> u32 {
 }
 
 /// Serves one validated request; returns the reply header and its payload.
-fn execute(st: &mut Storage, conn: &Connection, r: &Request, pool: &Pool) -> (Header, Payload) {
+fn execute(
+    st: &mut Storage,
+    conn: &Connection,
+    r: &Request,
+    pool: &Pool,
+    sendfile: bool,
+) -> (Header, Payload) {
     let rep = conn.replies();
     let done = |res: std::io::Result<()>| match res {
         Ok(()) => (rep.ok(r.cookie, r.offset), Payload::None),
         Err(e) => (rep.error(r.cookie, r.offset, io_errno(&e)), Payload::None),
     };
     match r.command {
-        Command::Read => match st.read(
-            r.offset,
-            r.length,
-            if st.zero_copy() {
-                Vec::new()
-            } else {
-                pool.take()
-            },
-        ) {
+        Command::Read => match st.read(r.offset, r.length, sendfile, pool.take()) {
             Ok(p) => (rep.read(r.cookie, r.offset, r.length), p),
             Err(e) => (rep.error(r.cookie, r.offset, io_errno(&e)), Payload::None),
         },

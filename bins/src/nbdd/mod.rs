@@ -157,7 +157,7 @@ pub async fn run(
         let output = std::io::stdout().as_fd().try_clone_to_owned()?;
         let r = tokio::fs::File::from_std(input.into());
         let w = tokio::fs::File::from_std(output.into());
-        conn::serve(r, w, "stdio".into(), shared).await;
+        conn::serve(r, conn::Sink::Stream(Box::new(w)), "stdio".into(), shared).await;
         return Ok(());
     }
     raise_nofile();
@@ -268,7 +268,7 @@ async fn accept_tcp(
         let sh = shared.clone();
         tokio::spawn(async move {
             let (r, w) = s.into_split();
-            conn::serve(r, w, peer.to_string(), sh).await;
+            conn::serve(r, conn::Sink::Tcp(w), peer.to_string(), sh).await;
             drop(permit);
         });
     }
@@ -295,7 +295,7 @@ async fn accept_unix(
         let sh = shared.clone();
         tokio::spawn(async move {
             let (r, w) = s.into_split();
-            conn::serve(r, w, "unix".into(), sh).await;
+            conn::serve(r, conn::Sink::Unix(w), "unix".into(), sh).await;
             drop(permit);
         });
     }
