@@ -1,7 +1,8 @@
 //! Scripted edge cases with libnbd's Python bindings (/usr/bin/python3 + python3-libnbd):
 //! every option, commands and flags with client-side checks off, error codes, simple vs
-//! structured replies, DISC with requests in flight, STARTTLS refusal, socket activation and
-//! the stdio mode. The server listens on a Unix socket in a scratch directory.
+//! structured replies, DISC with requests in flight, STARTTLS refusal, socket activation,
+//! the stdio mode, the cow overlay cap and the idle timeout. The server listens on a Unix
+//! socket in a scratch directory.
 
 use netboot_testkit::{Background, require_tool, run_with_timeout};
 use std::path::PathBuf;
@@ -134,6 +135,13 @@ assert h.pread(8, 4092) == data[4092:4094] + b"COW!" + data[4098:4100]
 h2 = nbd.NBD()
 h2.connect_uri(uri("cow"))
 assert h2.pread(8, 4092) == data[4092:4100]
+# The overlay is capped (--cow-max 64K = 16 blocks, 2 held): a write needing more is
+# ENOSPC and changes nothing; the connection goes on and held blocks stay writable.
+assert err(h.pwrite, b"y" * 65536, 65536) == errno.ENOSPC
+assert h.pread(65536, 65536) == data[65536:131072]
+h.pwrite(b"Z", 4095)
+assert h.pread(8, 4092) == data[4092:4094] + b"CZW!" + data[4098:4100]
+h2.pwrite(b"y" * 60000, 65536)
 h.shutdown(); h2.shutdown()
 
 # STARTTLS is refused (ERR_POLICY): "allow" falls back to plaintext, "require" fails.
@@ -159,6 +167,20 @@ h = nbd.NBD()
 h.connect_command([binary, "--stdio", "--export", "s=" + img + ",ram"])
 assert h.pread(100, SIZE - 100) == data[-100:]
 h.shutdown()
+
+# --idle-timeout: requests within the limit keep the connection; silence beyond it ends it.
+import time
+h = nbd.NBD()
+h.connect_command([binary, "--stdio", "--idle-timeout", "1", "--export", "s=" + img])
+for i in range(3):
+    time.sleep(0.5)
+    assert h.pread(10, i) == data[i:i + 10]
+time.sleep(2.5)
+try:
+    h.pread(10, 0)
+    raise AssertionError("idle connection still served")
+except nbd.Error:
+    pass
 print("ALL OK")
 "#;
 
@@ -187,6 +209,8 @@ fn libnbd_scripted_edge_cases() {
         "disk=1M".into(),
         "--export".into(),
         format!("cow={},cow", p(&img)),
+        "--cow-max".into(),
+        "64K".into(),
     ]);
     let server = Background::spawn(cmd);
     let start = Instant::now();

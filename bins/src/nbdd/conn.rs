@@ -25,7 +25,12 @@ pub struct Shared {
     pub config: Config,
     pub exports: Vec<ServedExport>,
     pub handshake_timeout: Duration,
+    /// Close a connection in transmission after this long without a request while no reply
+    /// is pending (None: never).
+    pub idle_timeout: Option<Duration>,
     pub max_in_flight: usize,
+    /// Bytes each copy-on-write overlay may hold.
+    pub cow_max: u64,
 }
 
 /// Bytes of buffered READ data one connection may hold at once.
@@ -39,6 +44,7 @@ enum End {
     Eof,
     Protocol(Fatal),
     HandshakeTimeout,
+    IdleTimeout,
     Io(std::io::Error),
     WriterGone,
 }
@@ -50,6 +56,7 @@ impl std::fmt::Display for End {
             End::Eof => f.write_str("client closed the socket"),
             End::Protocol(e) => write!(f, "protocol violation: {e}"),
             End::HandshakeTimeout => f.write_str("handshake timeout"),
+            End::IdleTimeout => f.write_str("idle timeout"),
             End::Io(e) => write!(f, "I/O error: {e}"),
             End::WriterGone => f.write_str("send failed"),
         }
@@ -308,7 +315,7 @@ impl Reader {
                     }
                     Step::Event(n, Event::Ready { export }) => {
                         let e = &sh.exports[export];
-                        self.storage = Some(Storage::open(e));
+                        self.storage = Some(Storage::open(e, sh.cow_max));
                         self.export_name = e.export.name.clone();
                         n
                     }
@@ -329,7 +336,17 @@ impl Reader {
                 return End::Disconnect;
             }
             let res = if self.conn.in_transmission() {
-                r.read_buf(&mut buf).await
+                match sh.idle_timeout {
+                    None => r.read_buf(&mut buf).await,
+                    Some(idle) => loop {
+                        match tokio::time::timeout(idle, r.read_buf(&mut buf)).await {
+                            Ok(res) => break res,
+                            // Replies still queued: the client is waiting on us, not idle.
+                            Err(_) if self.tx.capacity() < self.tx.max_capacity() => {}
+                            Err(_) => return End::IdleTimeout,
+                        }
+                    },
+                }
             } else {
                 match tokio::time::timeout_at(deadline, r.read_buf(&mut buf)).await {
                     Ok(res) => res,
@@ -408,8 +425,10 @@ where
     );
 }
 
-fn io_errno(e: &std::io::Error) -> u32 {
+/// The NBD error for a failed storage operation.
+pub(super) fn io_errno(e: &std::io::Error) -> u32 {
     match e.kind() {
+        std::io::ErrorKind::StorageFull => errno::ENOSPC,
         std::io::ErrorKind::PermissionDenied => errno::EPERM,
         std::io::ErrorKind::Unsupported => errno::ENOTSUP,
         std::io::ErrorKind::OutOfMemory => errno::ENOMEM,

@@ -194,6 +194,8 @@ pub struct Storage {
     backing: Backing,
     /// Copy-on-write blocks of this connection, by block index.
     cow: Option<HashMap<u64, Box<[u8]>>>,
+    /// Most bytes the overlay may hold; a write needing more fails with ENOSPC.
+    cow_max: u64,
     size: u64,
 }
 
@@ -202,10 +204,12 @@ fn poisoned<T>(_: T) -> std::io::Error {
 }
 
 impl Storage {
-    pub fn open(e: &ServedExport) -> Storage {
+    /// A connection's view of `e`; `cow_max` bounds its overlay (if the export has one).
+    pub fn open(e: &ServedExport, cow_max: u64) -> Storage {
         Storage {
             backing: e.backing.clone(),
             cow: e.cow.then(HashMap::new),
+            cow_max,
             size: e.export.size,
         }
     }
@@ -360,8 +364,21 @@ impl Storage {
         }
     }
 
-    /// Copy-on-write update of `[offset, offset+len)` with `data` (or zeroes).
+    /// Copy-on-write update of `[offset, offset+len)` with `data` (or zeroes). All or
+    /// nothing: a write that would grow the overlay past `cow_max` changes nothing and fails
+    /// with `StorageFull` (ENOSPC to the client).
     fn cow_write(&mut self, offset: u64, len: u64, data: Option<&[u8]>) -> std::io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let held = self.cow.as_ref().map_or(0, |c| c.len() as u64);
+        let (first, last) = (offset / COW_BLOCK, (offset + len - 1) / COW_BLOCK);
+        let new = (first..=last)
+            .filter(|b| !self.cow.as_ref().is_some_and(|c| c.contains_key(b)))
+            .count() as u64;
+        if (held + new).saturating_mul(COW_BLOCK) > self.cow_max {
+            return Err(std::io::ErrorKind::StorageFull.into());
+        }
         let mut pos = offset;
         while pos < offset + len {
             let blk = pos / COW_BLOCK;
@@ -479,8 +496,8 @@ mod tests {
             backing: Backing::Ram(Bytes::from(base.clone())),
             cow: true,
         };
-        let mut a = Storage::open(&e);
-        let b = Storage::open(&e);
+        let mut a = Storage::open(&e, u64::MAX);
+        let b = Storage::open(&e, u64::MAX);
         a.write(4090, &[0xee; 10], false).unwrap();
         a.write_zeroes(10000, 5000, false, true).unwrap();
         let got = a.read(0, base.len() as u64, true, Vec::new()).unwrap();
@@ -493,6 +510,40 @@ mod tests {
     }
 
     #[test]
+    fn cow_overlay_is_capped_all_or_nothing() {
+        let base = vec![5u8; 64 << 10];
+        let e = ServedExport {
+            export: Export::writable("c", base.len() as u64, false),
+            backing: Backing::Ram(Bytes::from(base.clone())),
+            cow: true,
+        };
+        let mut s = Storage::open(&e, 3 * COW_BLOCK);
+        s.write(100, &[1; 5000], false).unwrap(); // blocks 0 and 1
+        let full = std::io::ErrorKind::StorageFull;
+        // Blocks 1..=2 need one new block (fits), then 3..=4 would need two (does not).
+        s.write(6000, &[2; 4000], false).unwrap();
+        assert_eq!(
+            s.write(3 * 4096, &[3; 4097], false).unwrap_err().kind(),
+            full
+        );
+        assert_eq!(
+            s.write_zeroes(40000, 1, false, false).unwrap_err().kind(),
+            full
+        );
+        // Held blocks stay writable; the refused write changed nothing.
+        s.write(0, &[4; 12288], false).unwrap();
+        let got = s.read(0, 20000, false, Vec::new()).unwrap();
+        let mut want = base[..20000].to_vec();
+        want[..12288].fill(4);
+        assert!(matches!(&got, Payload::Owned(v) if v[..] == want[..]));
+        assert_eq!(conn_errno(&s.write(50000, b"x", false).unwrap_err()), 28);
+    }
+
+    fn conn_errno(e: &std::io::Error) -> u32 {
+        super::super::conn::io_errno(e)
+    }
+
+    #[test]
     fn ram_extents_find_zero_runs() {
         let mut v = vec![0u8; 256 << 10];
         v[70000] = 1;
@@ -501,7 +552,7 @@ mod tests {
             backing: Backing::Ram(Bytes::from(v)),
             cow: false,
         };
-        let s = Storage::open(&e);
+        let s = Storage::open(&e, u64::MAX);
         assert_eq!(
             s.extents(0, 256 << 10, false),
             [(64 << 10, 2), (64 << 10, 0), (128 << 10, 2)]
@@ -517,7 +568,7 @@ mod tests {
         f.write_all_at(&[7; 4096], 1 << 20).unwrap();
         drop(f);
         let e = parse_export(&format!("s={}", path.display())).unwrap();
-        let ext = Storage::open(&e).extents(0, 2 << 20, false);
+        let ext = Storage::open(&e, u64::MAX).extents(0, 2 << 20, false);
         assert_eq!(ext.iter().map(|x| x.0).sum::<u64>(), 2 << 20, "{ext:?}");
         // The written block is data, whatever the filesystem's allocation granularity.
         let mut pos = 0;
@@ -527,11 +578,11 @@ mod tests {
         });
         assert_eq!(at_1m.map(|x| x.1), Some(0), "{ext:?}");
         assert_eq!(ext[0].1, 3, "leading hole reads as zeroes: {ext:?}");
-        let one = Storage::open(&e).extents(0, 2 << 20, true);
+        let one = Storage::open(&e, u64::MAX).extents(0, 2 << 20, true);
         assert_eq!(one.len(), 1);
         // Large reads become a sendfile of the page cache when the socket takes it; small
         // ones and non-socket streams are read into the buffer.
-        let s = Storage::open(&e);
+        let s = Storage::open(&e, u64::MAX);
         let got = s.read(1 << 20, 64 << 10, true, Vec::new()).unwrap();
         assert!(
             matches!(got, Payload::File { offset, len, .. } if offset == 1 << 20 && len == 64 << 10)

@@ -51,6 +51,14 @@ pub struct Config {
     /// Seconds a client may take to finish the handshake.
     #[arg(long, default_value_t = 10)]
     pub handshake_timeout: u64,
+    /// Close a connection after this many seconds without a request (while no reply is
+    /// pending); 0 = never. Off by default: an idle diskless node's root must stay mounted.
+    #[arg(long, default_value_t = 0)]
+    pub idle_timeout: u64,
+    /// RAM each connection's copy-on-write overlay may hold (e.g. `512M`); a write needing
+    /// more fails with ENOSPC, the connection stays up.
+    #[arg(long, default_value = "1G", value_name = "SIZE")]
+    pub cow_max: String,
     /// Options per connection before disconnecting.
     #[arg(long, default_value_t = 64)]
     pub max_options: u32,
@@ -93,6 +101,9 @@ pub fn check(config: &Config) -> Vec<String> {
         if let Err(e) = export::parse_ramdisk(spec) {
             problems.push(format!("ramdisk {spec:?}: {e:#}"));
         }
+    }
+    if let Err(e) = export::parse_size(&config.cow_max) {
+        problems.push(format!("cow-max: {e:#}"));
     }
     if config.export.is_empty() && config.ramdisk.is_empty() {
         problems.push("no exports: give export NAME=PATH or ramdisk NAME=SIZE".into());
@@ -142,7 +153,9 @@ pub async fn run(
         config,
         exports,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_in_flight: args.max_in_flight.max(1),
+        cow_max: export::parse_size(&args.cow_max).context("--cow-max")?,
     });
     for e in &shared.exports {
         tracing::info!(export = %e.export.name, size = e.export.size, read_only = e.export.read_only,
