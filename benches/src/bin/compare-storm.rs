@@ -232,6 +232,8 @@ struct Run {
     /// Power-on until the last node finished (booted or failed).
     wall: Duration,
     server_cpu: f64,
+    /// CPU seconds the nodes (this process) used: the load generator shares the machine.
+    client_cpu: f64,
 }
 
 impl Run {
@@ -261,15 +263,17 @@ fn run_once(
     let lab = Lab::new(o.racks);
     let procs = servers::start(stack, &lab, farm, &dir, bin_dir, o.nodes)?;
     let cpu = |procs: &[servers::Proc]| procs.iter().map(|p| p.cpu_seconds()).sum::<f64>();
-    let cpu0 = cpu(&procs);
+    let (cpu0, me0) = (cpu(&procs), servers::cpu_seconds("self"));
     let (outcomes, wall) = node::storm(&specs(&lab, o.nodes), payload, o.limit);
     let server_cpu = cpu(&procs) - cpu0;
+    let client_cpu = servers::cpu_seconds("self") - me0;
     drop(procs);
     drop(lab);
     Ok(Run {
         outcomes,
         wall,
         server_cpu,
+        client_cpu,
     })
 }
 
@@ -335,7 +339,7 @@ fn main() {
                 }
             };
             println!(
-                "run {r} {:15} {:3}/{} booted in {:6.1} s, retries dhcp/tftp {}/{}, server CPU {:.1} s",
+                "run {r} {:15} {:3}/{} booted in {:6.1} s, retries dhcp/tftp {}/{}, server CPU {:.1} s, nodes CPU {:.1} s",
                 stack.name(),
                 o.nodes - run.failures(),
                 o.nodes,
@@ -343,6 +347,7 @@ fn main() {
                 run.retries().0,
                 run.retries().1,
                 run.server_cpu,
+                run.client_cpu,
             );
             for (i, e) in run
                 .outcomes

@@ -224,11 +224,13 @@ impl Node<'_> {
     // ---------------------------------------------------------------- DHCP
 
     fn dhcp(&mut self, sock: &UdpSocket, who: Dhcp) -> Res<Lease> {
-        // A fresh xid per exchange, unique per node: node index in the high bits.
-        let xid = ((self.spec.index as u32) << 8) | if who == Dhcp::Firmware { 1 } else { 2 };
         let mut secs_start = Instant::now();
-        // A NAK restarts from DISCOVER; bounded.
-        for _ in 0..3 {
+        // A NAK restarts from DISCOVER, as both firmwares do; bounded. (dnsmasq may offer
+        // one address to several clients at once and NAK all but the first REQUEST.)
+        for round in 0..DHCP_ROUNDS {
+            // A fresh xid per exchange, unique per node: node index in the high bits.
+            let stage = if who == Dhcp::Firmware { 0 } else { 0x80 };
+            let xid = ((self.spec.index as u32) << 8) | stage | round;
             let offer = self.exchange(
                 sock,
                 who,
@@ -269,7 +271,7 @@ impl Node<'_> {
                 bootfile: String::from_utf8_lossy(bootfile).into_owned(),
             });
         }
-        Err("DHCP NAKed three times".into())
+        Err(format!("DHCP NAKed {DHCP_ROUNDS} times"))
     }
 
     /// Sends a DISCOVER (or REQUEST for `offered` from `server`) and waits for the matching
@@ -299,9 +301,7 @@ impl Node<'_> {
             sock.send_to(&out[..n], bcast)
                 .map_err(|e| format!("DHCP send: {e}"))?;
             let until = Instant::now() + Duration::from_secs(secs);
-            while let Some(wait) = self.wait_until(until)? {
-                sock.set_read_timeout(Some(wait))
-                    .map_err(|e| e.to_string())?;
+            while self.wait_until(until)? {
                 let Ok(n) = sock.recv(&mut buf) else {
                     continue;
                 };
@@ -333,12 +333,11 @@ impl Node<'_> {
         ))
     }
 
-    /// `Some(time left)` until `until`, `None` once it passed; errors on stop or deadline.
-    fn wait_until(&self, until: Instant) -> Res<Option<Duration>> {
+    /// Whether `until` is still ahead; errors on stop or deadline. Sockets wake up every
+    /// [`POLL`] at the latest, so timers fire that late at most.
+    fn wait_until(&self, until: Instant) -> Res<bool> {
         self.check()?;
-        let left = until.saturating_duration_since(Instant::now());
-        // Wake at least every 500 ms to notice a stop request.
-        Ok((!left.is_zero()).then(|| left.min(Duration::from_millis(500))))
+        Ok(Instant::now() < until)
     }
 
     fn message(
@@ -449,7 +448,10 @@ impl Node<'_> {
     }
 
     fn udp_socket(&self, local: Ipv4Addr) -> Res<UdpSocket> {
-        UdpSocket::bind(SocketAddrV4::new(local, 0)).map_err(|e| format!("bind {local}: {e}"))
+        let s = UdpSocket::bind(SocketAddrV4::new(local, 0))
+            .map_err(|e| format!("bind {local}: {e}"))?;
+        s.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+        Ok(s)
     }
 
     /// OVMF's first request: asks for the size, reads it from the OACK and aborts with
@@ -470,9 +472,7 @@ impl Node<'_> {
             }
             sock.send_to(&rrq, server).map_err(|e| e.to_string())?;
             let until = Instant::now() + TFTP_TIMEOUT;
-            while let Some(wait) = self.wait_until(until)? {
-                sock.set_read_timeout(Some(wait))
-                    .map_err(|e| e.to_string())?;
+            while self.wait_until(until)? {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
@@ -536,26 +536,30 @@ impl Node<'_> {
         let mut tries = 0;
         let mut until = Instant::now() + TFTP_TIMEOUT;
         loop {
-            let Some(wait) = self.wait_until(until)? else {
+            if !self.wait_until(until)? {
                 tries += 1;
                 if tries >= TFTP_TRIES {
                     return Err(format!("timed out at block {next}"));
                 }
                 self.out.tftp_retries += 1;
-                sock.send_to(&last_sent, peer.unwrap_or(server))
-                    .map_err(|e| e.to_string())?;
+                match peer {
+                    Some(_) => sock.send(&last_sent),
+                    None => sock.send_to(&last_sent, server),
+                }
+                .map_err(|e| e.to_string())?;
                 until = Instant::now() + TFTP_TIMEOUT;
                 continue;
-            };
-            sock.set_read_timeout(Some(wait))
-                .map_err(|e| e.to_string())?;
+            }
             let Ok((n, from)) = sock.recv_from(&mut buf) else {
                 continue;
             };
-            match peer {
-                None => peer = Some(from),
-                Some(p) if p != from => continue,
-                Some(_) => {}
+            if peer.is_none() {
+                // The server's transfer port: from now on the kernel drops anything else.
+                sock.connect(from)
+                    .map_err(|e| format!("connect {from}: {e}"))?;
+                peer = Some(from);
+            } else if peer != Some(from) {
+                continue;
             }
             let ack = |block: u64| {
                 let mut a = [0u8; 4];
@@ -596,8 +600,7 @@ impl Node<'_> {
                         tries = 0;
                         until = Instant::now() + TFTP_TIMEOUT;
                         if data.len() < blksize {
-                            sock.send_to(&ack(next - 1), from)
-                                .map_err(|e| e.to_string())?;
+                            sock.send(&ack(next - 1)).map_err(|e| e.to_string())?;
                             if offset != expect.len() {
                                 return Err(format!(
                                     "ended after {offset} of {} bytes",
@@ -631,7 +634,7 @@ impl Node<'_> {
                 }
                 _ => continue,
             }
-            sock.send_to(&last_sent, from).map_err(|e| e.to_string())?;
+            sock.send(&last_sent).map_err(|e| e.to_string())?;
         }
     }
 
@@ -801,6 +804,10 @@ impl Node<'_> {
     }
 }
 
+/// DISCOVER rounds a node tries when its REQUESTs are NAKed.
+const DHCP_ROUNDS: u32 = 8;
+/// How long a socket read blocks before the node looks at its timers and the stop flag.
+const POLL: Duration = Duration::from_millis(250);
 /// TFTP timer and tries (EDK2 PxeBc: 4 s, 6 tries).
 const TFTP_TIMEOUT: Duration = Duration::from_secs(4);
 const TFTP_TRIES: u32 = 6;
@@ -839,6 +846,7 @@ fn dhcp_socket(ifname: &str) -> Res<UdpSocket> {
         .map_err(e("SO_BINDTODEVICE"))?;
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68).into())
         .map_err(e("bind"))?;
+    s.set_read_timeout(Some(POLL)).map_err(e("SO_RCVTIMEO"))?;
     Ok(s.into())
 }
 

@@ -56,14 +56,7 @@ impl Proc {
     /// User + system CPU seconds so far (`ip netns exec` execs the server, so the pid is
     /// the server's own).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are the 12th and
-        // 13th of them, in clock ticks (100 per second on Linux).
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (tick(11) + tick(12)) / 100.0
+        cpu_seconds(&self.child.id().to_string())
     }
 
     /// Whether it has exited.
@@ -194,4 +187,15 @@ fn ours_config(lab: &Lab, farm: &Farm, dir: &Path) -> Result<String, String> {
 
 fn prefix_mask(prefix: u8) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(prefix)))
+}
+
+/// User + system CPU seconds of process `pid` ("self" for this one), all its threads.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of
+    // them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
