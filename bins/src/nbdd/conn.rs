@@ -24,6 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 pub struct Shared {
     pub config: Config,
     pub exports: Vec<ServedExport>,
+    /// What each export was built from (spec key, file identity), for reuse at reload.
+    pub sources: Vec<(String, Option<super::export::FileId>)>,
     pub handshake_timeout: Duration,
     /// Close a connection in transmission after this long without a request while no reply
     /// is pending (None: never).

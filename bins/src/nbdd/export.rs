@@ -65,6 +65,20 @@ pub struct ServedExport {
     pub cow: bool,
 }
 
+/// What identifies the file behind an export spec on disk (device, inode, size, mtime), so a
+/// reload can tell an unchanged image (keep its RAM copy) from a replaced or modified one.
+pub type FileId = (u64, u64, u64, i64, i64);
+
+/// The [`FileId`] of the file an `--export` spec names, if it can be read.
+pub fn file_id(spec: &str) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let rest = spec.split_once('=')?.1;
+    let rest = rest.split_once(",desc=").map_or(rest, |x| x.0);
+    let path = rest.split(',').next()?;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
 /// Parses a size such as `4096`, `64K`, `512M`, `1G` (binary units).
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
     let s = s.trim();

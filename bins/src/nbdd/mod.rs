@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// NBD server: read-only boot images from files or RAM, copy-on-write overlays, RAM disks.
 ///
@@ -121,24 +121,45 @@ fn raise_nofile() {
     }
 }
 
-/// Serves until `shutdown` completes, then stops accepting and gives open connections up to
-/// `drain` to close before returning: a client that powered off never closes its connection,
-/// so the wait is bounded and what is left is dropped with the runtime.
-pub async fn run(
-    args: Config,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> anyhow::Result<()> {
-    let mut exports = Vec::new();
-    for spec in &args.export {
-        exports.push(export::parse_export(spec)?);
+/// One export as built from its spec, with what a reload compares to reuse it.
+struct Built {
+    /// `export:SPEC` or `ramdisk:SPEC`.
+    key: String,
+    /// The file behind it when it was loaded (None for RAM disks).
+    file: Option<export::FileId>,
+    served: export::ServedExport,
+}
+
+/// Builds the export table and connection settings from `args`. Exports of `old` whose spec
+/// is unchanged and whose file is the same (device, inode, size, mtime) are reused: a RAM
+/// image is not loaded again and a RAM disk keeps its contents.
+fn build(args: &Config, old: Option<&Shared>) -> anyhow::Result<(Shared, Vec<Built>)> {
+    let specs = args
+        .export
+        .iter()
+        .map(|s| format!("export:{s}"))
+        .chain(args.ramdisk.iter().map(|s| format!("ramdisk:{s}")));
+    let mut built = Vec::new();
+    for key in specs {
+        let file = key.strip_prefix("export:").and_then(export::file_id);
+        let reuse = old.and_then(|o| {
+            o.sources
+                .iter()
+                .position(|(k, f)| *k == key && *f == file)
+                .map(|i| o.exports[i].clone())
+        });
+        let served = match (reuse, key.split_once(':')) {
+            (Some(e), _) => e,
+            (None, Some(("export", spec))) => export::parse_export(spec)?,
+            (None, Some((_, spec))) => export::parse_ramdisk(spec)?,
+            (None, None) => unreachable!("every key has a prefix"),
+        };
+        built.push(Built { key, file, served });
     }
-    for spec in &args.ramdisk {
-        exports.push(export::parse_ramdisk(spec)?);
-    }
-    if exports.is_empty() {
+    if built.is_empty() {
         bail!("no exports: give --export NAME=PATH or --ramdisk NAME=SIZE");
     }
+    let exports: Vec<_> = built.iter().map(|b| b.served.clone()).collect();
     let config = EngineConfig {
         exports: exports.iter().map(|e| e.export.clone()).collect(),
         limits: Limits {
@@ -149,18 +170,51 @@ pub async fn run(
         },
         hide_list: args.no_list,
     };
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         config,
         exports,
+        sources: built.iter().map(|b| (b.key.clone(), b.file)).collect(),
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_in_flight: args.max_in_flight.max(1),
         cow_max: export::parse_size(&args.cow_max).context("--cow-max")?,
-    });
-    for e in &shared.exports {
+    };
+    Ok((shared, built))
+}
+
+fn log_exports(sh: &Shared) {
+    for e in &sh.exports {
         tracing::info!(export = %e.export.name, size = e.export.size, read_only = e.export.read_only,
             cow = e.cow, backing = e.backing.kind(), "export");
     }
+}
+
+/// Serves until `shutdown` completes, then stops accepting and gives open connections up to
+/// `drain` to close before returning: a client that powered off never closes its connection,
+/// so the wait is bounded and what is left is dropped with the runtime.
+pub async fn run(
+    args: Config,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    run_reloadable(crate::no_reload(args), shutdown, drain).await
+}
+
+/// [`run`], taking new settings from `reload` (netbootd's SIGHUP). A new export table applies
+/// to connections accepted after it: exports may be added, removed or changed, and an export
+/// whose spec and file are unchanged is reused (a RAM image is not loaded again, a RAM disk
+/// keeps its contents). Open connections keep the exports and settings they started with and
+/// are never dropped by a reload. Listeners are not rebound: a changed `listen`/`unix` (or
+/// `max-connections`) is reported with a warning and takes effect at the next restart. A new
+/// config that fails to load (missing file...) is reported and the current one stays.
+pub async fn run_reloadable(
+    mut reload: crate::Reload<Config>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    let args = reload.borrow_and_update().clone();
+    let shared = Arc::new(build(&args, None)?.0);
+    log_exports(&shared);
 
     if args.stdio {
         // tokio::fs::File does its blocking I/O on the blocking pool, which suits a pipe or
@@ -177,6 +231,9 @@ pub async fn run(
 
     let limit = Arc::new(Semaphore::new(args.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
+    // Accept loops read the current settings for each new connection.
+    let (current, shared) = watch::channel(shared);
+    tasks.spawn(reloader(reload, current, args.clone()));
     let mut listeners = 0;
 
     let mut fds = listenfd::ListenFd::from_env();
@@ -243,6 +300,54 @@ pub async fn run(
     Ok(())
 }
 
+/// Applies each new config from `reload` to `current` (see [`run_reloadable`]).
+async fn reloader(
+    mut reload: crate::Reload<Config>,
+    current: watch::Sender<Arc<Shared>>,
+    mut applied: Arc<Config>,
+) -> anyhow::Result<()> {
+    loop {
+        if reload.changed().await.is_err() {
+            // No more reloads; keep serving.
+            std::future::pending::<()>().await;
+        }
+        let new = reload.borrow_and_update().clone();
+        if new.listen != applied.listen || new.unix != applied.unix {
+            tracing::warn!("nbd listen addresses changed: they apply at the next restart");
+        }
+        if new.max_connections != applied.max_connections {
+            tracing::warn!("nbd max-connections changed: it applies at the next restart");
+        }
+        let old = current.borrow().clone();
+        let cfg = new.clone();
+        // Loading a RAM image can take seconds: not on a runtime thread.
+        match tokio::task::spawn_blocking(move || build(&cfg, Some(&old))).await {
+            Ok(Ok((sh, built))) => {
+                let reused = built.iter().filter(|b| old_has(&current, b)).count();
+                tracing::info!(
+                    exports = built.len(),
+                    reused,
+                    "nbd reloaded: new connections see the new exports"
+                );
+                log_exports(&sh);
+                current.send_replace(Arc::new(sh));
+                applied = new;
+            }
+            Ok(Err(e)) => tracing::warn!("nbd reload failed, keeping the current exports: {e:#}"),
+            Err(e) => tracing::warn!("nbd reload failed, keeping the current exports: {e}"),
+        }
+    }
+}
+
+/// Whether `b` was carried over from the table in `current`.
+fn old_has(current: &watch::Sender<Arc<Shared>>, b: &Built) -> bool {
+    current
+        .borrow()
+        .sources
+        .iter()
+        .any(|(k, f)| *k == b.key && *f == b.file)
+}
+
 /// A TCP listener; the IPv6 wildcard also accepts IPv4 (dual stack).
 fn tcp_listener(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
@@ -259,7 +364,7 @@ fn tcp_listener(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 
 async fn accept_tcp(
     l: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: watch::Receiver<Arc<Shared>>,
     limit: Arc<Semaphore>,
 ) -> anyhow::Result<()> {
     loop {
@@ -278,7 +383,7 @@ async fn accept_tcp(
         };
         // Replies are small and latency-bound; never let Nagle hold them back.
         let _ = s.set_nodelay(true);
-        let sh = shared.clone();
+        let sh = shared.borrow().clone();
         tokio::spawn(async move {
             let (r, w) = s.into_split();
             conn::serve(r, conn::Sink::Tcp(w), peer.to_string(), sh).await;
@@ -289,7 +394,7 @@ async fn accept_tcp(
 
 async fn accept_unix(
     l: tokio::net::UnixListener,
-    shared: Arc<Shared>,
+    shared: watch::Receiver<Arc<Shared>>,
     limit: Arc<Semaphore>,
 ) -> anyhow::Result<()> {
     loop {
@@ -305,7 +410,7 @@ async fn accept_unix(
             tracing::warn!("connection limit reached, closing");
             continue;
         };
-        let sh = shared.clone();
+        let sh = shared.borrow().clone();
         tokio::spawn(async move {
             let (r, w) = s.into_split();
             conn::serve(r, conn::Sink::Unix(w), "unix".into(), sh).await;
