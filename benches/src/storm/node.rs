@@ -114,7 +114,7 @@ pub fn boot(spec: &Spec, payload: &Payload, start: &Barrier, limit: Duration) ->
             out: &mut out,
             deadline: t0 + limit,
         };
-        node.run(index, &sock)
+        node.run(index, sock)
     });
     out.total = t0.elapsed();
     if let Err(e) = res {
@@ -164,9 +164,13 @@ enum Tftp {
 }
 
 impl Node<'_> {
-    fn run(&mut self, index: u32, sock: &UdpSocket) -> Res<()> {
+    fn run(&mut self, index: u32, sock: UdpSocket) -> Res<()> {
         let t = Instant::now();
-        let lease = self.dhcp(sock, Dhcp::Firmware)?;
+        let lease = self.dhcp(&sock, Dhcp::Firmware)?;
+        // Firmware keeps polling its NIC and throws away other clients' broadcasts; a socket
+        // left unread during the transfers would instead fill with them and drop our own
+        // answers later. So the firmware's socket closes here and iPXE opens its own.
+        drop(sock);
         self.out.dhcp += t.elapsed();
         lab::add_address(index, lease.addr, lab::PREFIX)
             .map_err(|e| format!("adding {}: {e}", lease.addr))?;
@@ -192,7 +196,7 @@ impl Node<'_> {
         self.out.tftp += t.elapsed();
 
         let t = Instant::now();
-        let lease2 = self.dhcp(sock, Dhcp::Ipxe)?;
+        let lease2 = self.dhcp(&dhcp_socket(&self.spec.ifname)?, Dhcp::Ipxe)?;
         self.out.dhcp += t.elapsed();
         if lease2.addr != lease.addr {
             lab::add_address(index, lease2.addr, lab::PREFIX)
@@ -847,6 +851,9 @@ fn dhcp_socket(ifname: &str) -> Res<UdpSocket> {
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68).into())
         .map_err(e("bind"))?;
     s.set_read_timeout(Some(POLL)).map_err(e("SO_RCVTIMEO"))?;
+    // Room for every other node's broadcast answers of one storm (the kernel caps it at
+    // net.core.rmem_max).
+    s.set_recv_buffer_size(4 << 20).map_err(e("SO_RCVBUF"))?;
     Ok(s.into())
 }
 

@@ -97,7 +97,8 @@ pub fn start(
     let mut procs = match stack {
         Stack::Ours => {
             let config = dir.join("netboot.toml");
-            std::fs::write(&config, ours_config(lab, farm, dir)?).map_err(|e| e.to_string())?;
+            std::fs::write(&config, ours_config(lab, farm, dir, nodes)?)
+                .map_err(|e| e.to_string())?;
             let mut cmd = ns.command(bin_dir.join("netbootd"));
             cmd.arg(format!("--config={}", config.display()));
             vec![Proc::spawn(cmd, dir.join("netbootd.log"))?]
@@ -125,8 +126,8 @@ pub fn start(
                 "--enable-tftp".into(),
                 format!("--tftp-root={}", farm.tftp.display()),
                 // The default cap of 50 concurrent transfers would turn the storm into
-                // timeouts: an admin expecting N nodes raises it.
-                format!("--tftp-max={}", (2 * nodes).max(50)),
+                // timeouts: an admin expecting N nodes raises it (ours gets the same cap).
+                format!("--tftp-max={}", tftp_max(nodes)),
                 format!("--dhcp-lease-max={}", (4 * nodes).max(1000)),
                 format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()),
                 format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
@@ -155,7 +156,7 @@ pub fn start(
 }
 
 /// netbootd's config: `examples/farm/netboot.toml` with this run's paths, bridge and a /22.
-fn ours_config(lab: &Lab, farm: &Farm, dir: &Path) -> Result<String, String> {
+fn ours_config(lab: &Lab, farm: &Farm, dir: &Path, nodes: usize) -> Result<String, String> {
     let path = netboot_testkit::workspace_root().join("examples/farm/netboot.toml");
     let mut text =
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -168,6 +169,16 @@ fn ours_config(lab: &Lab, farm: &Farm, dir: &Path) -> Result<String, String> {
             dir.join("leases.journal").display().to_string(),
         ),
         ("198.18.0.0/24", format!("198.18.0.0/{PREFIX}")),
+        // The same session cap dnsmasq gets (`--tftp-max`): each OVMF node briefly holds
+        // two sessions (the tsize probe and the real transfer), and the default of 128
+        // refused about a third of a 100-node storm with "Server busy".
+        (
+            "listen = [\"198.18.0.1:69\"]",
+            format!(
+                "listen = [\"198.18.0.1:69\"]\nmax-sessions = {}",
+                tftp_max(nodes)
+            ),
+        ),
         (
             "[\"198.18.0.100\", \"198.18.0.199\"]",
             format!("[\"{}\", \"{}\"]", POOL[0], POOL[1]),
@@ -198,4 +209,9 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (tick(11) + tick(12)) / 100.0
+}
+
+/// Concurrent TFTP transfers both stacks allow: two per node (OVMF's probe and transfer).
+fn tftp_max(nodes: usize) -> usize {
+    (2 * nodes).max(50)
 }
