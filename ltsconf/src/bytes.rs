@@ -1,82 +1,124 @@
-//! Byte search eight bytes at a time (SWAR), without `unsafe` or a dependency: line ends and
-//! closing quotes are most of what the lexers look for, and comments are most of real files.
+//! Byte search eight bytes at a time (SWAR), without `unsafe` or a dependency: line ends,
+//! quotes, blanks and name bytes are most of what the parsers look at, and comments are most
+//! of real files.
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// Bit 7 of each byte of the result is set where `word` has the byte `needle` (exact for the
-/// lowest such byte, which is all callers use).
-#[inline]
+/// lowest such byte, which is all the searches use).
+#[inline(always)]
 fn matches(word: u64, needle: u8) -> u64 {
     let x = word ^ (LO * u64::from(needle));
     x.wrapping_sub(LO) & !x & HI
 }
 
-/// The index of the first `needle` in `hay`.
-#[inline]
-pub(crate) fn find(hay: &[u8], needle: u8) -> Option<usize> {
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let m = matches(word, needle);
-        if m != 0 {
-            return Some(base + (m.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == needle)
-        .map(|i| base + i)
-}
-
-/// The index of the first `a` or `b` in `hay`.
-#[inline]
-pub(crate) fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let m = matches(word, a) | matches(word, b);
-        if m != 0 {
-            return Some(base + (m.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|i| base + i)
+/// Bit 7 of each byte of the result is set where `word` has the byte `needle`, exactly (no
+/// borrow between bytes).
+#[inline(always)]
+fn equal(word: u64, needle: u8) -> u64 {
+    let y = word ^ (LO * u64::from(needle));
+    !(((y & !HI).wrapping_add(LO * 0x7f)) | y) & HI
 }
 
 /// Bit 7 of each byte of the result is set where `word`'s byte is at least `c` (`c` <= 0x80;
 /// bytes of `word` below 0x80).
-#[inline]
+#[inline(always)]
 fn at_least(word: u64, c: u8) -> u64 {
     word.wrapping_add(LO * u64::from(0x80 - c)) & HI
 }
 
-/// Bit 7 set for each byte of `word` in `[A-Za-z0-9_]`, exactly (bytes never borrow from
-/// each other).
-#[inline]
-fn name_bytes(word: u64) -> u64 {
-    let ascii = !word & HI;
-    let x = word & !HI;
-    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
-    // `| 0x20` maps A-Z onto a-z and nothing else into a-z.
-    let lower = x | (LO * 0x20);
-    let letter = at_least(lower, b'a') & !at_least(lower, b'z' + 1);
-    // Exact (no borrow between bytes): bit 7 set where `x ^ '_'` is a zero byte.
-    let y = x ^ (LO * u64::from(b'_'));
-    let underscore = !(((y & !HI).wrapping_add(LO * 0x7f)) | y) & HI;
-    ascii & (digit | letter | underscore)
+/// The index of the first byte of `hay` for which `hit` sets bit 7 (`hit` must be exact for
+/// the lowest set byte). Whole words only: a short input is zero padded (hits in the padding
+/// are ignored), and the tail is read as the last eight bytes, overlapping bytes already
+/// known not to hit.
+#[inline(always)]
+fn first(hay: &[u8], hit: impl Fn(u64) -> u64) -> Option<usize> {
+    let n = hay.len();
+    let at = |m: u64| (m.trailing_zeros() / 8) as usize;
+    let Some(last) = hay.last_chunk::<8>() else {
+        let m = hit(word(hay));
+        return (m != 0 && at(m) < n).then(|| at(m));
+    };
+    let (words, rest) = hay.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let m = hit(u64::from_le_bytes(*w));
+        if m != 0 {
+            return Some(k * 8 + at(m));
+        }
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let m = hit(u64::from_le_bytes(*last));
+    (m != 0).then(|| n - 8 + at(m))
+}
+
+/// The index of the first `needle` in `hay`.
+///
+/// Not inlined, like the other scans here: inside the parser's big loop the word constants
+/// would not stay in registers.
+#[inline(never)]
+pub(crate) fn find(hay: &[u8], needle: u8) -> Option<usize> {
+    first(hay, |w| matches(w, needle))
+}
+
+/// The index of the first `a` or `b` in `hay`.
+#[inline(never)]
+pub(crate) fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    first(hay, |w| matches(w, a) | matches(w, b))
+}
+
+/// How many spaces and tabs `hay` starts with (aligned `=` signs make long runs of them).
+#[inline(always)]
+pub(crate) fn blanks(hay: &[u8]) -> usize {
+    // Most runs are none or one space around `=`: two bytes here, words for long runs.
+    let blank = |i: usize| matches!(hay.get(i), Some(b' ' | b'\t'));
+    if !blank(0) {
+        0
+    } else if !blank(1) {
+        1
+    } else {
+        2 + blank_run(&hay[2..])
+    }
+}
+
+#[inline(never)]
+fn blank_run(hay: &[u8]) -> usize {
+    // Zero padding counts as "other", which `first` stops at the end of the input.
+    let other = |w| !(equal(w, b' ') | equal(w, b'\t')) & HI;
+    first(hay, other).unwrap_or(hay.len())
+}
+
+/// How many bytes at the start of `hay` are not in `stop` (a byte table), one at a time
+/// but outside the parser's loop, where the bounds checks and table stay in registers.
+#[inline(never)]
+pub(crate) fn run_until(hay: &[u8], stop: &[bool; 256]) -> usize {
+    hay.iter()
+        .position(|&c| stop[usize::from(c)])
+        .unwrap_or(hay.len())
+}
+
+/// How many bytes at the start of `hay` are in `[A-Za-z0-9_]` (shell name bytes). A byte
+/// at a time: keys are short.
+#[inline(never)]
+pub(crate) fn name_len(hay: &[u8]) -> usize {
+    static NAME: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = (c as u8).is_ascii_alphanumeric() || c == b'_' as usize;
+            c += 1;
+        }
+        t
+    };
+    hay.iter()
+        .position(|&c| !NAME[usize::from(c)])
+        .unwrap_or(hay.len())
 }
 
 /// ASCII upper-case letters of `word` turned lower case, eight at a time.
-#[inline]
+#[inline(always)]
 fn lower(word: u64) -> u64 {
     let x = word & !HI;
     let upper = at_least(x, b'A') & !at_least(x, b'Z' + 1) & !word & HI;
@@ -93,15 +135,13 @@ pub(crate) fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
     if a.len() <= 8 {
         return same(word(a), word(b));
     }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if !same(word(x), word(y)) {
-            return false;
-        }
-    }
-    // The last eight bytes, overlapping the last whole chunk.
-    ca.remainder().is_empty() || same(word(&a[a.len() - 8..]), word(&b[b.len() - 8..]))
+    let (wa, _) = a.as_chunks::<8>();
+    let (wb, _) = b.as_chunks::<8>();
+    wa.iter()
+        .zip(wb)
+        .all(|(x, y)| same(u64::from_le_bytes(*x), u64::from_le_bytes(*y)))
+        // The last eight bytes, overlapping the last whole word.
+        && same(word(&a[a.len() - 8..]), word(&b[b.len() - 8..]))
 }
 
 /// The first (up to) eight bytes of `b` as a little-endian word, zero padded, with at most
@@ -109,12 +149,15 @@ pub(crate) fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
 #[inline]
 pub(crate) fn word(b: &[u8]) -> u64 {
     let n = b.len();
-    let le32 = |s: &[u8]| u64::from(u32::from_le_bytes(s.try_into().unwrap_or([0; 4])));
-    if n >= 8 {
-        u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]))
+    let le32 = |s: &[u8]| {
+        s.first_chunk::<4>()
+            .map_or(0, |c| u64::from(u32::from_le_bytes(*c)))
+    };
+    if let Some(w) = b.first_chunk::<8>() {
+        u64::from_le_bytes(*w)
     } else if n >= 4 {
         // Two overlapping loads: the shared bytes are the same bytes, so OR keeps them.
-        le32(&b[..4]) | le32(&b[n - 4..]) << (8 * (n - 4))
+        le32(b) | le32(&b[n - 4..]) << (8 * (n - 4))
     } else if n > 0 {
         u64::from(b[0])
             | u64::from(b[n / 2]) << (8 * (n / 2))
@@ -122,27 +165,6 @@ pub(crate) fn word(b: &[u8]) -> u64 {
     } else {
         0
     }
-}
-
-/// How many bytes at the start of `hay` are in `[A-Za-z0-9_]` (shell name bytes), eight at
-/// a time: keys are on every line.
-#[inline]
-pub(crate) fn name_len(hay: &[u8]) -> usize {
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let bad = !name_bytes(word) & HI;
-        if bad != 0 {
-            return base + (bad.trailing_zeros() / 8) as usize;
-        }
-        base += 8;
-    }
-    base + chunks
-        .remainder()
-        .iter()
-        .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_')
-        .count()
 }
 
 #[cfg(test)]
@@ -167,6 +189,23 @@ mod tests {
         }
         assert_eq!(find(b"\x01\x00\x0a", b'\n'), Some(2));
         assert_eq!(find(b"aaaaaaaa\x0b\x0a", b'\n'), Some(9));
+    }
+
+    #[test]
+    fn blanks_agrees_with_a_byte_loop() {
+        for c in 0..=255u8 {
+            for at in 0..17 {
+                let mut h = *b" \t      \t\t  \t    ";
+                h[at] = c;
+                for from in [0, 1, 5] {
+                    let slow = h[from..]
+                        .iter()
+                        .take_while(|&&c| c == b' ' || c == b'\t')
+                        .count();
+                    assert_eq!(blanks(&h[from..]), slow, "{c:#x} at {at}");
+                }
+            }
+        }
     }
 
     #[test]

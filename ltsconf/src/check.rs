@@ -2,10 +2,9 @@
 //! sections, `LIKE` targets and cycles, and the known-variable value rules.
 
 use crate::model::{Dialect, Document, EntryKind};
-use crate::names::{Fold, Key, NameMap};
+use crate::names::{Fold, Index, Key};
 use crate::{Diagnostic, Kind, known};
 use std::cmp::Ordering;
-use std::collections::hash_map::Entry;
 
 pub(crate) fn run(doc: &mut Document<'_>) {
     let mut found = Vec::new();
@@ -36,6 +35,7 @@ fn cmp_key(dialect: Dialect, a: &str, b: &str) -> Ordering {
     }
 }
 
+#[inline(never)]
 fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
     let mut idx: Vec<usize> = Vec::new();
     for s in &doc.sections {
@@ -85,39 +85,37 @@ fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
 
 /// Reports duplicate sections; returns lts5's first section for each name (what getltscfg's
 /// lookups find), which the `LIKE` check reuses.
-fn duplicate_sections<'d>(doc: &'d Document<'_>, out: &mut Vec<Diagnostic>) -> NameMap<'d> {
-    let mut seen = NameMap::with_capacity_and_hasher(doc.sections.len(), Default::default());
+#[inline(never)]
+fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) -> Index {
+    let name_of = |i: usize| {
+        let s = &doc.sections[i];
+        match doc.dialect {
+            Dialect::Lts5 => Key(s.name.text, Fold::Ascii),
+            Dialect::Ltsp19 => Key(&s.pattern, Fold::Function),
+        }
+    };
+    let mut seen = Index::with_capacity(doc.sections.len());
     for (i, s) in doc.sections.iter().enumerate() {
         if s.unnamed {
             continue;
         }
-        let key = match doc.dialect {
-            Dialect::Lts5 => Key(s.name.text, Fold::Ascii),
-            Dialect::Ltsp19 => Key(&s.pattern, Fold::Function),
+        // ltsp19: the shell keeps the last function of a name.
+        let replace = doc.dialect == Dialect::Ltsp19;
+        let Some(prev) = seen.insert(name_of(i), i, replace, name_of) else {
+            continue;
         };
-        match seen.entry(key) {
-            Entry::Vacant(v) => {
-                v.insert(i);
-            }
-            Entry::Occupied(mut o) => {
-                let prev = *o.get();
-                let (first, again) = (&doc.sections[prev], s);
-                out.push(match doc.dialect {
-                    Dialect::Lts5 => Diagnostic::warning(
-                        Kind::DuplicateSection,
-                        again.header,
-                        format!(
-                            "section [{}] again (first at line {}): getltscfg only ever uses the first one, so this one is ignored; merge them",
-                            again.name.text, first.header.line
-                        ),
-                    ),
-                    Dialect::Ltsp19 => {
-                        o.insert(i);
-                        lost(first, again)
-                    }
-                });
-            }
-        }
+        let (first, again) = (&doc.sections[prev], s);
+        out.push(match doc.dialect {
+            Dialect::Lts5 => Diagnostic::warning(
+                Kind::DuplicateSection,
+                again.header,
+                format!(
+                    "section [{}] again (first at line {}): getltscfg only ever uses the first one, so this one is ignored; merge them",
+                    again.name.text, first.header.line
+                ),
+            ),
+            Dialect::Ltsp19 => lost(first, again),
+        });
     }
     seen
 }
@@ -134,9 +132,14 @@ fn lost(first: &crate::Section<'_>, again: &crate::Section<'_>) -> Diagnostic {
 }
 
 /// `LIKE` targets must exist, and must not lead back (getltscfg would loop forever).
-fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
+#[inline(never)]
+fn likes(doc: &Document<'_>, first: &Index, out: &mut Vec<Diagnostic>) {
     let n = doc.sections.len();
-    let by_name = |name: &str| first.get(&Key(name, Fold::Ascii)).copied();
+    let by_name = |name: &str| {
+        first.get(Key(name, Fold::Ascii), |i| {
+            Key(doc.sections[i].name.text, Fold::Ascii)
+        })
+    };
     // Edges (target section, entry index), grouped by section: section `i`'s are
     // `edges[at[i]..at[i + 1]]`. Only the first of duplicate sections is reachable, like
     // getltscfg.
@@ -213,6 +216,7 @@ fn likes(doc: &Document<'_>, first: &NameMap<'_>, out: &mut Vec<Diagnostic>) {
     }
 }
 
+#[inline(never)]
 fn values(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
     for e in &doc.entries {
         if e.kind != EntryKind::Assign || !e.value.is_literal() {

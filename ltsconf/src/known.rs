@@ -421,35 +421,54 @@ fn families(dialect: Dialect) -> &'static [&'static Known] {
     &all[usize::from(dialect == Dialect::Ltsp19)]
 }
 
-/// Exact names through a hash map built once: `check` looks up every key of every file.
-/// lts5 keys are matched ASCII case-insensitively (the map folds case in its hash), ltsp19
-/// keys exactly.
+/// Exact names through an open-addressing table built once (`check` looks up every key of
+/// every file, so this is a hash, a probe and one compare): per dialect, slots of
+/// (high half of the hash, index into [`KNOWN`] + 1), 0 for empty. The hash folds ASCII case,
+/// so one hash serves lts5 (case-insensitive names) and ltsp19 (compared exactly).
 fn exact(dialect: Dialect, name: &str) -> Option<&'static Known> {
-    use crate::names::{Fnv, Fold, Key};
-    use std::collections::HashMap;
+    use crate::names::{Fold, Key};
     use std::sync::OnceLock;
-    type Map = HashMap<Key<'static>, &'static Known, std::hash::BuildHasherDefault<Fnv>>;
-    let fold = |d| match d {
-        Dialect::Lts5 => Fold::Ascii,
-        Dialect::Ltsp19 => Fold::Exact,
-    };
-    // One map per dialect (index 0 lts5, 1 ltsp19).
-    static MAPS: OnceLock<[Map; 2]> = OnceLock::new();
-    let maps = MAPS.get_or_init(|| {
+    const SLOTS: usize = 512;
+    static TABLES: OnceLock<[Vec<(u32, u16)>; 2]> = OnceLock::new();
+    let split = |h: u64| ((h >> 32) as u32, h as usize % SLOTS);
+    let tables = TABLES.get_or_init(|| {
         [Dialect::Lts5, Dialect::Ltsp19].map(|d| {
-            let mut m = Map::default();
-            for k in KNOWN
-                .iter()
-                .filter(|k| !k.prefix && k.dialects.contains(&d))
-            {
-                m.entry(Key(k.name, fold(d))).or_insert(k);
+            let mut t = vec![(0u32, 0u16); SLOTS];
+            for (i, k) in KNOWN.iter().enumerate() {
+                if k.prefix || !k.dialects.contains(&d) || exact_in(&t, d, k.name).is_some() {
+                    continue;
+                }
+                let (tag, mut at) = split(Key(k.name, Fold::Ascii).fold_hash());
+                while t[at].1 != 0 {
+                    at = (at + 1) % SLOTS;
+                }
+                t[at] = (tag, u16::try_from(i + 1).unwrap_or(0));
             }
-            m
+            t
         })
     });
-    maps[usize::from(dialect == Dialect::Ltsp19)]
-        .get(&Key(name, fold(dialect)))
-        .copied()
+    exact_in(
+        &tables[usize::from(dialect == Dialect::Ltsp19)],
+        dialect,
+        name,
+    )
+}
+
+/// Looks `name` up in one table of [`exact`].
+fn exact_in(table: &[(u32, u16)], dialect: Dialect, name: &str) -> Option<&'static Known> {
+    use crate::names::{Fold, Key};
+    let h = Key(name, Fold::Ascii).fold_hash();
+    let (tag, mut at) = ((h >> 32) as u32, h as usize % table.len());
+    // The table is never full (fewer names than slots), so an empty slot ends every probe.
+    for _ in 0..table.len() {
+        let (t, k) = table[at];
+        let known = KNOWN.get(usize::from(k).checked_sub(1)?)?;
+        if t == tag && crate::key_eq(dialect, known.name, name) {
+            return Some(known);
+        }
+        at = (at + 1) % table.len();
+    }
+    None
 }
 
 fn starts_with(dialect: Dialect, name: &str, prefix: &str) -> bool {
@@ -501,7 +520,7 @@ pub fn check_value(dialect: Dialect, name: &str, value: &str) -> Option<String> 
         Rule::Services => value.contains(',').then(|| {
             format!("{shown} is a space-separated list: `,` makes one bogus service name")
         }),
-        Rule::Fstab => (value.split_whitespace().take(3).count() < 3).then(|| {
+        Rule::Fstab => (words(value, 3) < 3).then(|| {
             format!("{shown} should be an fstab line (device, mount point, type, options...)")
         }),
         Rule::Host => (!is_host(value))
@@ -521,6 +540,29 @@ pub fn check_value(dialect: Dialect, name: &str, value: &str) -> Option<String> 
             )
         }),
     }
+}
+
+/// `value.split_whitespace().take(max).count()`, with a byte loop for ASCII text (the
+/// usual case: this runs on every `FSTAB_*` line).
+fn words(value: &str, max: usize) -> usize {
+    if !value.is_ascii() {
+        return value.split_whitespace().take(max).count();
+    }
+    // ASCII White_Space: `\t` `\n` VT FF `\r` and space.
+    let space = |c: u8| c == b' ' || (b'\t'..=b'\r').contains(&c);
+    let mut n = 0;
+    let mut in_word = false;
+    for &c in value.as_bytes() {
+        let w = !space(c);
+        if w && !in_word {
+            n += 1;
+            if n == max {
+                break;
+            }
+        }
+        in_word = w;
+    }
+    n
 }
 
 /// A name as LTSP exports it (lts5: upper-cased), formatted only when a message needs it.
@@ -582,6 +624,28 @@ fn one_edit(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_counts_like_split_whitespace() {
+        for v in [
+            "",
+            " ",
+            "a",
+            " a b ",
+            "a\tb\x0bc\x0cd\re\nf",
+            "a\u{a0}b c",
+            "x  y",
+            "é b c d",
+        ] {
+            for max in 0..5 {
+                assert_eq!(
+                    words(v, max.max(1)),
+                    v.split_whitespace().take(max.max(1)).count(),
+                    "{v:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn value_rules() {

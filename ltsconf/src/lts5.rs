@@ -53,6 +53,8 @@ struct Lexer<'a> {
     pos: usize,
     line: u32,
     line_start: usize,
+    /// The first `\r\n` passed (every `\n` of the input goes through [`Lexer::newline`]).
+    crlf: Option<usize>,
 }
 
 /// A byte the lexer reports instead of tokenizing (flex would ECHO it to stdout).
@@ -72,6 +74,7 @@ impl<'a> Lexer<'a> {
             pos: 0,
             line: 1,
             line_start: 0,
+            crlf: None,
         }
     }
 
@@ -85,6 +88,9 @@ impl<'a> Lexer<'a> {
     }
 
     fn newline(&mut self, at: usize) {
+        if self.crlf.is_none() && at > 0 && self.src.as_bytes()[at - 1] == b'\r' {
+            self.crlf = Some(at - 1);
+        }
         self.line = self.line.saturating_add(1);
         self.line_start = at + 1;
         self.pos = at + 1;
@@ -192,9 +198,7 @@ impl<'a> Lexer<'a> {
     fn include(&mut self, start: usize) -> Option<Token<'a>> {
         let b = self.src.as_bytes();
         let mut i = start;
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-            i += 1;
-        }
+        i += crate::bytes::blanks(&b[i..]);
         let kw = i;
         if !b[i..].starts_with(b"include") {
             return None;
@@ -300,7 +304,7 @@ pub(crate) fn parse_with(src: &str, fast: bool) -> Document<'_> {
     };
     p.run();
     if !p.fatal_cr
-        && let Some(at) = first_crlf(src.as_bytes())
+        && let Some(at) = p.lx.crlf
     {
         p.doc.diagnostics.push(Diagnostic::warning(
             Kind::Crlf,
@@ -772,14 +776,13 @@ impl<'a> Parser<'a> {
     /// reads that line, with its diagnostics. Runs only between statements (the lookahead is
     /// pending), where the token path would do exactly the same with these lines.
     /// `tests/fast_path.rs` checks both paths give the same document.
+    #[inline(never)]
     fn plain_lines(&mut self) {
         let b = self.lx.src.as_bytes();
         loop {
             let pos = self.lx.pos;
             let mut i = pos;
-            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-                i += 1;
-            }
+            i += crate::bytes::blanks(&b[i..]);
             let Some(&c) = b.get(i) else {
                 return;
             };
@@ -808,6 +811,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `[name]` at `lb` (the rest of its line is left to [`Parser::plain_lines`]).
+    #[inline(never)]
     fn plain_header(&mut self, lb: usize) -> bool {
         let src = self.lx.src;
         let b = src.as_bytes();
@@ -818,7 +822,7 @@ impl<'a> Parser<'a> {
             return false;
         }
         let run = &b[lb + 1..k];
-        if run.iter().fold(false, |stop, &c| stop | STOP[c as usize]) {
+        if crate::bytes::run_until(run, &STOP) < run.len() {
             return false;
         }
         let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
@@ -853,6 +857,7 @@ impl<'a> Parser<'a> {
 
     /// `KEY = value` with the key at `at` (after the line's blanks): a shell-name key in a
     /// section and a value [`Parser::plain_value`] reads.
+    #[inline(always)]
     fn plain_entry(&mut self, at: usize) -> bool {
         if self.state == State::Top {
             return false;
@@ -861,9 +866,7 @@ impl<'a> Parser<'a> {
         let b = src.as_bytes();
         let j = at + crate::bytes::name_len(&b[at..]);
         let mut k = j;
-        while k < b.len() && (b[k] == b' ' || b[k] == b'\t') {
-            k += 1;
-        }
+        k += crate::bytes::blanks(&b[k..]);
         if j == at || b[at].is_ascii_digit() || b.get(k) != Some(&b'=') {
             return false;
         }
@@ -893,9 +896,7 @@ impl<'a> Parser<'a> {
         let src = self.lx.src;
         let b = src.as_bytes();
         let mut i = after_eq;
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-            i += 1;
-        }
+        i += crate::bytes::blanks(&b[i..]);
         let at = |from: usize, i: Option<usize>| i.map_or(b.len(), |i| from + i);
         let (raw, start, end, quoted, line_end, inner) = match b.get(i) {
             None | Some(b'\n') => return None,
@@ -918,29 +919,34 @@ impl<'a> Parser<'a> {
             }
             Some(_) => {
                 // The lexer's STRING run starts right after `=`, blanks included.
-                let mut e = i;
-                while e < b.len() && !STOP[b[e] as usize] {
-                    e += 1;
-                }
+                let e = i + crate::bytes::run_until(&b[i..], &STOP);
                 let line_end = match b.get(e) {
                     None | Some(b'\n') => e,
                     Some(b'#') => at(e, find(&b[e..], b'\n')),
                     Some(_) => return None,
                 };
                 let run = &b[after_eq..e];
-                let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
+                // Trimmed as the lexer trims a STRING; the usual value has only blanks
+                // before it (already skipped) and nothing after it.
+                let lead = if is_c_space(b[i]) {
+                    run.iter().take_while(|&&c| is_c_space(c)).count()
+                } else {
+                    i - after_eq
+                };
                 if lead == run.len() {
                     return None;
                 }
-                let trail = run.iter().rev().take_while(|&&c| is_c_space(c)).count();
+                let trail = if is_c_space(b[e - 1]) {
+                    run.iter().rev().take_while(|&&c| is_c_space(c)).count()
+                } else {
+                    0
+                };
                 let (s, e) = (after_eq + lead, e - trail);
                 (&src[s..e], s, e, false, line_end, false)
             }
         };
         let mut j = end;
-        while j < line_end && (b[j] == b' ' || b[j] == b'\t') {
-            j += 1;
-        }
+        j += crate::bytes::blanks(&b[j..line_end]);
         if j < line_end && (b[j] != b'#' || line_end == b.len()) {
             return None;
         }
@@ -955,19 +961,6 @@ impl<'a> Parser<'a> {
             self.lx.pos = line_end;
         }
     }
-}
-
-/// The first `\r\n`, found with the word-at-a-time search for `\r`.
-fn first_crlf(b: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = crate::bytes::find(&b[from..], b'\r') {
-        let at = from + i;
-        if b.get(at + 1) == Some(&b'\n') {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// The lexer alone over `src` (a checksum of its tokens): measures how much of a parse is

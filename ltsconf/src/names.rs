@@ -66,7 +66,7 @@ impl Key<'_> {
     /// every byte (`| 0x20`), which maps A-Z onto a-z and so hashes names that are equal
     /// ignoring ASCII case alike, without a byte loop.
     #[inline]
-    fn fold_hash(&self) -> u64 {
+    pub(crate) fn fold_hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
         let b = self.0.as_bytes();
         let or = match self.1 {
@@ -74,22 +74,27 @@ impl Key<'_> {
             Fold::Ascii => 0x2020_2020_2020_2020,
             Fold::Function => return self.function_hash(),
         };
-        let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(26);
+        // The folded 128-bit product: every input bit reaches both halves, so the high half
+        // (the tag) and the low bits (the slot) both tell names apart.
+        let mix = |h: u64, w: u64| {
+            let p = u128::from(h ^ w) * u128::from(K);
+            (p as u64) ^ ((p >> 64) as u64)
+        };
         let word = crate::bytes::word;
         let mut h = (b.len() as u64).wrapping_mul(K);
         if b.len() <= 8 {
             h = mix(h, word(b) | or);
         } else {
-            let mut chunks = b.chunks_exact(8);
-            for c in &mut chunks {
-                h = mix(h, word(c) | or);
+            let (words, rest) = b.as_chunks::<8>();
+            for w in words {
+                h = mix(h, u64::from_le_bytes(*w) | or);
             }
-            if !chunks.remainder().is_empty() {
+            if !rest.is_empty() {
                 // The last eight bytes, overlapping the last whole chunk: no padding copy.
                 h = mix(h, word(&b[b.len() - 8..]) | or);
             }
         }
-        h ^ (h >> 29)
+        h
     }
 
     /// ltsp19 function names (rare: one per section of an ltsp.conf), byte by byte.
@@ -133,6 +138,75 @@ impl Hasher for Fnv {
 /// A map from names to section indices.
 pub(crate) type NameMap<'a> = HashMap<Key<'a>, usize, BuildHasherDefault<Fnv>>;
 
+/// Names to indices (of sections) by open addressing, for the whole-file checks, which
+/// build one per parse: a slot is (high half of the name's hash, index + 1), 0 for empty, and
+/// a stored index's name is read back through a `name_of` function, so the table holds no
+/// strings. Cheaper to build than a [`NameMap`], which matters on 10,000-section files.
+pub(crate) struct Index {
+    slots: Vec<(u32, u32)>,
+    mask: usize,
+}
+
+impl Index {
+    /// Room for `n` names (the table stays at most half full).
+    pub(crate) fn with_capacity(n: usize) -> Index {
+        let len = n.saturating_mul(2).next_power_of_two().max(8);
+        Index {
+            slots: vec![(0, 0); len],
+            mask: len - 1,
+        }
+    }
+
+    /// The slot of the index whose name equals `key`, or the empty slot where it would go,
+    /// and that index.
+    fn find<'k>(
+        &self,
+        key: Key<'k>,
+        name_of: impl Fn(usize) -> Key<'k>,
+    ) -> (usize, u32, Option<usize>) {
+        let h = key.fold_hash();
+        let tag = (h >> 32) as u32;
+        let mut at = h as usize & self.mask;
+        // At most half full, so an empty slot ends every probe; the bound is for safety.
+        for _ in 0..self.slots.len() {
+            let (t, v) = self.slots[at];
+            let Some(i) = (v as usize).checked_sub(1) else {
+                return (at, tag, None);
+            };
+            if t == tag && name_of(i) == key {
+                return (at, tag, Some(i));
+            }
+            at = (at + 1) & self.mask;
+        }
+        (at, tag, None)
+    }
+
+    /// The index stored under `key`.
+    pub(crate) fn get<'k>(
+        &self,
+        key: Key<'k>,
+        name_of: impl Fn(usize) -> Key<'k>,
+    ) -> Option<usize> {
+        self.find(key, name_of).2
+    }
+
+    /// Stores `index` under `key` unless a name equal to it is there (or, with `replace`,
+    /// in any case); returns the index that was there.
+    pub(crate) fn insert<'k>(
+        &mut self,
+        key: Key<'k>,
+        index: usize,
+        replace: bool,
+        name_of: impl Fn(usize) -> Key<'k>,
+    ) -> Option<usize> {
+        let (at, tag, old) = self.find(key, name_of);
+        if old.is_none() || replace {
+            self.slots[at] = (tag, u32::try_from(index + 1).unwrap_or(u32::MAX));
+        }
+        old
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +222,23 @@ mod tests {
         assert_eq!(m.get(&Key("a-b", Fold::Exact)), None);
         m.insert(Key("0123456789abcdef:x", Fold::Exact), 3);
         assert_eq!(m.get(&Key("0123456789abcdef:x", Fold::Exact)), Some(&3));
+    }
+
+    #[test]
+    fn index_finds_the_first_or_last() {
+        let names: Vec<String> = (0..300).map(|i| format!("Node-{}", i % 100)).collect();
+        let key = |i: usize| Key(&names[i], Fold::Ascii);
+        let mut first = Index::with_capacity(names.len());
+        let mut last = Index::with_capacity(names.len());
+        for i in 0..names.len() {
+            assert_eq!(
+                first.insert(key(i), i, false, key),
+                i.checked_sub(100).map(|j| j % 100)
+            );
+            last.insert(key(i), i, true, key);
+        }
+        assert_eq!(first.get(Key("NODE-7", Fold::Ascii), key), Some(7));
+        assert_eq!(last.get(Key("node-7", Fold::Ascii), key), Some(207));
+        assert_eq!(first.get(Key("node-100", Fold::Ascii), key), None);
     }
 }
