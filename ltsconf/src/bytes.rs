@@ -69,6 +69,22 @@ pub(crate) fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     first(hay, |w| matches(w, a) | matches(w, b))
 }
 
+/// How many bytes at the start of `hay` are none of lts5's STRING stops, `= \n [ ] " ' #`
+/// (where an unquoted word ends), eight at a time.
+#[inline(never)]
+pub(crate) fn until_stop(hay: &[u8]) -> usize {
+    let hit = |w| {
+        matches(w, b'=')
+            | matches(w, b'\n')
+            | matches(w, b'[')
+            | matches(w, b']')
+            | matches(w, b'"')
+            | matches(w, b'\'')
+            | matches(w, b'#')
+    };
+    first(hay, hit).unwrap_or(hay.len())
+}
+
 /// How many spaces and tabs `hay` starts with (aligned `=` signs make long runs of them).
 #[inline(always)]
 pub(crate) fn blanks(hay: &[u8]) -> usize {
@@ -88,15 +104,6 @@ fn blank_run(hay: &[u8]) -> usize {
     // Zero padding counts as "other", which `first` stops at the end of the input.
     let other = |w| !(equal(w, b' ') | equal(w, b'\t')) & HI;
     first(hay, other).unwrap_or(hay.len())
-}
-
-/// How many bytes at the start of `hay` are not in `stop` (a byte table), one at a time
-/// but outside the parser's loop, where the bounds checks and table stay in registers.
-#[inline(never)]
-pub(crate) fn run_until(hay: &[u8], stop: &[bool; 256]) -> usize {
-    hay.iter()
-        .position(|&c| stop[usize::from(c)])
-        .unwrap_or(hay.len())
 }
 
 /// How many bytes at the start of `hay` are in `[A-Za-z0-9_]` (shell name bytes). A byte
@@ -189,6 +196,23 @@ mod tests {
         }
         assert_eq!(find(b"\x01\x00\x0a", b'\n'), Some(2));
         assert_eq!(find(b"aaaaaaaa\x0b\x0a", b'\n'), Some(9));
+    }
+
+    #[test]
+    fn until_stop_agrees_with_a_byte_loop() {
+        for c in 0..=255u8 {
+            for at in 0..19 {
+                let mut h = *b"52:54:00:aa:*?-x.y ";
+                h[at] = c;
+                for from in [0, 1, 9] {
+                    let slow = h[from..]
+                        .iter()
+                        .take_while(|&&c| !b"=\n[]\"'#".contains(&c))
+                        .count();
+                    assert_eq!(until_stop(&h[from..]), slow, "{c:#x} at {at}");
+                }
+            }
+        }
     }
 
     #[test]

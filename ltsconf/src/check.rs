@@ -218,6 +218,9 @@ fn likes(doc: &Document<'_>, first: &Index, out: &mut Vec<Diagnostic>) {
 
 #[inline(never)]
 fn values(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
+    // Files repeat a few keys (HOSTNAME in every section): remember the last lookup per
+    // small hash of the key, compared byte for byte.
+    let mut memo: [(&str, Option<&'static known::Known>); 16] = [("", None); 16];
     for e in &doc.entries {
         if e.kind != EntryKind::Assign || !e.value.is_literal() {
             continue;
@@ -225,7 +228,17 @@ fn values(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
         if doc.dialect == Dialect::Lts5 && e.value.is_none() {
             continue;
         }
-        if let Some(msg) = known::check_value(doc.dialect, e.key.text, &e.value.text()) {
+        let key = e.key.text;
+        let slot = (key.len() ^ usize::from(key.as_bytes().first().copied().unwrap_or(0))) % 16;
+        let known = match memo[slot] {
+            (k, known) if k == key && !k.is_empty() => known,
+            _ => {
+                let known = known::lookup(doc.dialect, key);
+                memo[slot] = (key, known);
+                known
+            }
+        };
+        if let Some(msg) = known::check_known(doc.dialect, known, key, &e.value.text()) {
             out.push(Diagnostic::warning(Kind::Value, e.span(), msg));
         }
     }

@@ -492,9 +492,19 @@ pub fn family(dialect: Dialect, name: &str) -> Option<&'static str> {
 
 /// Why `value` is wrong for `name` in `dialect`, if it is.
 pub fn check_value(dialect: Dialect, name: &str, value: &str) -> Option<String> {
-    let known = match lookup(dialect, name) {
-        Some(k) => k,
-        None => return typo(dialect, name),
+    check_known(dialect, lookup(dialect, name), name, value)
+}
+
+/// [`check_value`] with `lookup(dialect, name)` done by the caller (`check` remembers it
+/// for keys that repeat).
+pub(crate) fn check_known(
+    dialect: Dialect,
+    known: Option<&'static Known>,
+    name: &str,
+    value: &str,
+) -> Option<String> {
+    let Some(known) = known else {
+        return typo(dialect, name);
     };
     let shown = Shown(name, dialect);
     match known.rule {

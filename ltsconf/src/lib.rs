@@ -97,11 +97,13 @@ pub fn parse(text: &str, dialect: Dialect) -> Document<'_> {
 
 /// Keys compare ASCII case-insensitively in lts5 (getltscfg uses `strcasecmp`) and exactly in
 /// ltsp19 (they are shell variable names).
+#[inline]
 pub(crate) fn key_eq(dialect: Dialect, a: &str, b: &str) -> bool {
-    match dialect {
-        Dialect::Lts5 => bytes::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes()),
-        Dialect::Ltsp19 => a == b,
-    }
+    a.len() == b.len()
+        && match dialect {
+            Dialect::Lts5 => bytes::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes()),
+            Dialect::Ltsp19 => a == b,
+        }
 }
 
 pub(crate) fn key_starts(dialect: Dialect, name: &str, prefix: &str) -> bool {

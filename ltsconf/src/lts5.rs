@@ -815,16 +815,12 @@ impl<'a> Parser<'a> {
     fn plain_header(&mut self, lb: usize) -> bool {
         let src = self.lx.src;
         let b = src.as_bytes();
-        // The name runs to the first STOP byte, which must be `]`: find the first `]` or
-        // line end a word at a time, then check the bytes before it.
-        let k = crate::bytes::find2(&b[lb + 1..], b']', b'\n').map_or(b.len(), |i| lb + 1 + i);
+        // The name runs to the first STOP byte, which must be `]`.
+        let k = lb + 1 + crate::bytes::until_stop(&b[lb + 1..]);
         if b.get(k) != Some(&b']') {
             return false;
         }
         let run = &b[lb + 1..k];
-        if crate::bytes::run_until(run, &STOP) < run.len() {
-            return false;
-        }
         let lead = run.iter().take_while(|&&c| is_c_space(c)).count();
         if lead == run.len() {
             return false;
@@ -919,7 +915,7 @@ impl<'a> Parser<'a> {
             }
             Some(_) => {
                 // The lexer's STRING run starts right after `=`, blanks included.
-                let e = i + crate::bytes::run_until(&b[i..], &STOP);
+                let e = i + crate::bytes::until_stop(&b[i..]);
                 let line_end = match b.get(e) {
                     None | Some(b'\n') => e,
                     Some(b'#') => at(e, find(&b[e..], b'\n')),
