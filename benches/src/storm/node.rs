@@ -210,7 +210,8 @@ impl Node<'_> {
         self.out.tftp += t.elapsed();
 
         let t = Instant::now();
-        self.nbd_to_ram(lease2.addr, lease2.tftp_server)?;
+        // The NBD server is the one grub.cfg's `nbdroot=` names, not a DHCP answer.
+        self.nbd_to_ram(lease2.addr, lab::SERVER)?;
         self.out.nbd += t.elapsed();
         Ok(())
     }
