@@ -85,17 +85,18 @@ pub(crate) fn until_stop(hay: &[u8]) -> usize {
     first(hay, hit).unwrap_or(hay.len())
 }
 
-/// How many spaces and tabs `hay` starts with (aligned `=` signs make long runs of them).
+/// The index of the first byte at or after `i` in `b` that is not a space or tab (aligned
+/// `=` signs make long runs of them). Most runs are none or one space around `=`: two
+/// bytes here, words for long runs.
 #[inline(always)]
-pub(crate) fn blanks(hay: &[u8]) -> usize {
-    // Most runs are none or one space around `=`: two bytes here, words for long runs.
-    let blank = |i: usize| matches!(hay.get(i), Some(b' ' | b'\t'));
-    if !blank(0) {
-        0
-    } else if !blank(1) {
-        1
+pub(crate) fn skip_blanks(b: &[u8], i: usize) -> usize {
+    let blank = |i: usize| matches!(b.get(i), Some(b' ' | b'\t'));
+    if !blank(i) {
+        i
+    } else if !blank(i + 1) {
+        i + 1
     } else {
-        2 + blank_run(&hay[2..])
+        i + 2 + blank_run(&b[i + 2..])
     }
 }
 
@@ -119,9 +120,14 @@ pub(crate) fn name_len(hay: &[u8]) -> usize {
         }
         t
     };
-    hay.iter()
-        .position(|&c| !NAME[usize::from(c)])
-        .unwrap_or(hay.len())
+    let mut n = 0;
+    for &c in hay {
+        if !NAME[usize::from(c)] {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// ASCII upper-case letters of `word` turned lower case, eight at a time.
@@ -226,7 +232,7 @@ mod tests {
                         .iter()
                         .take_while(|&&c| c == b' ' || c == b'\t')
                         .count();
-                    assert_eq!(blanks(&h[from..]), slow, "{c:#x} at {at}");
+                    assert_eq!(skip_blanks(&h, from), from + slow, "{c:#x} at {at}");
                 }
             }
         }

@@ -197,8 +197,7 @@ impl<'a> Lexer<'a> {
     /// line start. Lower-case `include` only.
     fn include(&mut self, start: usize) -> Option<Token<'a>> {
         let b = self.src.as_bytes();
-        let mut i = start;
-        i += crate::bytes::blanks(&b[i..]);
+        let mut i = crate::bytes::skip_blanks(b, start);
         let kw = i;
         if !b[i..].starts_with(b"include") {
             return None;
@@ -781,8 +780,7 @@ impl<'a> Parser<'a> {
         let b = self.lx.src.as_bytes();
         loop {
             let pos = self.lx.pos;
-            let mut i = pos;
-            i += crate::bytes::blanks(&b[i..]);
+            let i = crate::bytes::skip_blanks(b, pos);
             let Some(&c) = b.get(i) else {
                 return;
             };
@@ -861,8 +859,7 @@ impl<'a> Parser<'a> {
         let src = self.lx.src;
         let b = src.as_bytes();
         let j = at + crate::bytes::name_len(&b[at..]);
-        let mut k = j;
-        k += crate::bytes::blanks(&b[k..]);
+        let k = crate::bytes::skip_blanks(b, j);
         if j == at || b[at].is_ascii_digit() || b.get(k) != Some(&b'=') {
             return false;
         }
@@ -891,8 +888,7 @@ impl<'a> Parser<'a> {
         use crate::bytes::{find, find2};
         let src = self.lx.src;
         let b = src.as_bytes();
-        let mut i = after_eq;
-        i += crate::bytes::blanks(&b[i..]);
+        let i = crate::bytes::skip_blanks(b, after_eq);
         let at = |from: usize, i: Option<usize>| i.map_or(b.len(), |i| from + i);
         let (raw, start, end, quoted, line_end, inner) = match b.get(i) {
             None | Some(b'\n') => return None,
@@ -941,8 +937,7 @@ impl<'a> Parser<'a> {
                 (&src[s..e], s, e, false, line_end, false)
             }
         };
-        let mut j = end;
-        j += crate::bytes::blanks(&b[j..line_end]);
+        let j = crate::bytes::skip_blanks(&b[..line_end], end);
         if j < line_end && (b[j] != b'#' || line_end == b.len()) {
             return None;
         }
