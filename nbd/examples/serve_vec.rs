@@ -29,6 +29,8 @@ fn serve(mut sock: TcpStream, config: &Config, disk: &Mutex<Vec<u8>>) -> std::io
                     return Ok(());
                 }
                 Step::Consumed(n) | Step::Event(n, Event::Ready { .. }) => n,
+                // Never happens: this config leaves TLS off, so STARTTLS gets ERR_POLICY.
+                Step::Event(n, Event::StartTls) => n,
                 Step::Event(n, Event::Request(r)) => {
                     let rep = conn.replies();
                     let mut disk = disk.lock().unwrap_or_else(|p| p.into_inner());

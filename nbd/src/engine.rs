@@ -127,6 +127,20 @@ impl Default for Limits {
     }
 }
 
+/// Whether the server offers TLS through `NBD_OPT_STARTTLS` (proto.md, "TLS support").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tls {
+    /// No TLS: STARTTLS is answered `ERR_POLICY`.
+    #[default]
+    Off,
+    /// STARTTLS is accepted; clients that do not ask are served in plaintext.
+    Optional,
+    /// STARTTLS is accepted and required ("FORCEDTLS"): before it, every option but STARTTLS
+    /// and ABORT is answered `ERR_TLS_REQD`, and EXPORT_NAME (which cannot carry an error)
+    /// ends the connection.
+    Required,
+}
+
 /// What the server offers; shared by all connections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -136,6 +150,8 @@ pub struct Config {
     pub limits: Limits,
     /// Refuse `NBD_OPT_LIST` with `ERR_POLICY`.
     pub hide_list: bool,
+    /// STARTTLS policy; the driver does the TLS itself on [`Event::StartTls`].
+    pub tls: Tls,
 }
 
 impl Config {
@@ -172,6 +188,12 @@ pub enum Fatal {
     /// A rejected payload too large to swallow.
     #[error("payload of {0} bytes too large")]
     PayloadTooLarge(u64),
+    /// EXPORT_NAME before STARTTLS while TLS is required.
+    #[error("EXPORT_NAME without TLS while TLS is required")]
+    TlsRequired,
+    /// Client bytes after STARTTLS, before the TLS handshake (they would be taken as TLS).
+    #[error("data after STARTTLS before the TLS handshake")]
+    DataAfterStartTls,
 }
 
 /// A transmission command the driver serves.
@@ -242,6 +264,11 @@ pub enum Event<'a> {
     /// The client ended the connection (ABORT or DISC): send what is pending, finish the
     /// requests in flight, then close.
     Close,
+    /// STARTTLS was accepted: send the pending output (its ACK), run the server side of a TLS
+    /// handshake on the same stream, then call [`Connection::tls_started`] and go on feeding
+    /// the decrypted bytes. The client must not have sent anything after the option; if it
+    /// did, the driver ends the connection ([`Fatal::DataAfterStartTls`]).
+    StartTls,
 }
 
 /// The engine's answer to [`Connection::handle`].
@@ -280,6 +307,8 @@ pub struct Connection {
     meta: Option<Vec<u8>>,
     options: u32,
     export: Option<usize>,
+    /// TLS is up (after STARTTLS and the driver's handshake).
+    tls: bool,
     out: Vec<u8>,
 }
 
@@ -305,6 +334,7 @@ impl Connection {
             meta: None,
             options: 0,
             export: None,
+            tls: false,
             out,
         }
     }
@@ -337,6 +367,21 @@ impl Connection {
     /// Whether extended headers were agreed.
     pub fn extended(&self) -> bool {
         self.extended
+    }
+
+    /// Whether TLS was started.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Tells the engine the driver finished the TLS handshake after [`Event::StartTls`].
+    /// Whatever was negotiated in plaintext is forgotten, as the spec requires (structured
+    /// replies, extended headers, metadata contexts): the client negotiates them again.
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.structured = false;
+        self.extended = false;
+        self.meta = None;
     }
 
     /// The reply builders for the negotiated reply style.
@@ -422,6 +467,13 @@ impl Connection {
             return self.fail(Fatal::TooManyOptions);
         }
         let o = h.option;
+        if config.tls == Tls::Required && !self.tls && o != opt::STARTTLS && o != opt::ABORT {
+            if o == opt::EXPORT_NAME {
+                return self.fail(Fatal::TlsRequired);
+            }
+            self.opt_reply(o, rep::ERR_TLS_REQD, &[b"TLS required: use STARTTLS"]);
+            return Ok(Step::Consumed(total));
+        }
         match o {
             opt::EXPORT_NAME => {
                 if self.extended {
@@ -460,7 +512,14 @@ impl Connection {
                 self.opt_reply(o, rep::ACK, &[]);
             }
             opt::STARTTLS if !data.is_empty() => self.opt_reply(o, rep::ERR_INVALID, &[]),
-            opt::STARTTLS => self.opt_reply(o, rep::ERR_POLICY, &[b"TLS not configured"]),
+            opt::STARTTLS if config.tls == Tls::Off => {
+                self.opt_reply(o, rep::ERR_POLICY, &[b"TLS not configured"])
+            }
+            opt::STARTTLS if self.tls => self.opt_reply(o, rep::ERR_INVALID, &[b"TLS already on"]),
+            opt::STARTTLS => {
+                self.opt_reply(o, rep::ACK, &[]);
+                return Ok(Step::Event(total, Event::StartTls));
+            }
             opt::INFO | opt::GO => {
                 if let Some(i) = self.info(config, o, data)
                     && o == opt::GO

@@ -1,6 +1,6 @@
 //! Entry points for cargo-fuzz targets and the corpus replay test. Each must never panic.
 
-use crate::engine::{Command, Config, Connection, Event, Export, Step};
+use crate::engine::{Command, Config, Connection, Event, Export, Step, Tls};
 use crate::wire;
 
 /// Feeds bytes to every wire parser.
@@ -37,6 +37,12 @@ pub fn engine(data: &[u8]) {
             Export::writable("rw", disk.len() as u64, true),
             Export::read_only("ro", 1 << 20),
         ],
+        // The top bits pick the TLS policy; a STARTTLS "handshake" succeeds at once.
+        tls: match chunking >> 6 {
+            0 | 1 => Tls::Off,
+            2 => Tls::Optional,
+            _ => Tls::Required,
+        },
         ..Config::default()
     };
     let piece = usize::from(chunking % 17) + 1;
@@ -82,6 +88,10 @@ pub fn engine(data: &[u8]) {
                     }
                     _ => out.extend_from_slice(&rep.ok(r.cookie, r.offset)),
                 }
+                n
+            }
+            Step::Event(n, Event::StartTls) => {
+                conn.tls_started();
                 n
             }
             Step::Event(n, _) => n,

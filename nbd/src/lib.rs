@@ -3,9 +3,10 @@
 //! Implements the server side of the NBD protocol as documented in the NBD project's
 //! `proto.md`: the fixed-newstyle handshake (NO_ZEROES; EXPORT_NAME, INFO, GO, LIST, ABORT,
 //! STRUCTURED_REPLY, LIST/SET_META_CONTEXT with `base:allocation`, EXTENDED_HEADERS; unknown
-//! options answered `ERR_UNSUP`, STARTTLS `ERR_POLICY`) and the transmission phase (READ,
-//! WRITE, FLUSH, TRIM, CACHE, WRITE_ZEROES, BLOCK_STATUS, DISC; FUA, DF, NO_HOLE, FAST_ZERO,
-//! REQ_ONE) with simple, structured and extended replies.
+//! options answered `ERR_UNSUP`; STARTTLS `ERR_POLICY`, or, when the driver provides TLS,
+//! ACK and an event to run the handshake, optional or required with `ERR_TLS_REQD` before it)
+//! and the transmission phase (READ, WRITE, FLUSH, TRIM, CACHE, WRITE_ZEROES, BLOCK_STATUS,
+//! DISC; FUA, DF, NO_HOLE, FAST_ZERO, REQ_ONE) with simple, structured and extended replies.
 //!
 //! Layers:
 //! - [`wire`]: constants and zero-copy `Repr`s (`parse`, `buffer_len`, `emit`), every length

@@ -1,6 +1,6 @@
 //! Engine scenarios: a scripted client talks to a `Connection`, every byte checked.
 
-use netboot_nbd::engine::{Command, Config, Connection, Event, Export, Fatal, Limits, Step};
+use netboot_nbd::engine::{Command, Config, Connection, Event, Export, Fatal, Limits, Step, Tls};
 use netboot_nbd::wire::{
     self, ChunkHeader, OptionReply, OptionRequest, SimpleReply, chunk, cmd, cmd_flags, errno, info,
     opt, rep, transmission_flags as tf,
@@ -70,6 +70,7 @@ enum Ev {
     Ready(usize),
     Req(Command, u16, u64, u64, u64, Vec<u8>),
     Close,
+    StartTls,
 }
 
 impl Harness {
@@ -119,6 +120,7 @@ impl Harness {
                     evs.push(match e {
                         Event::Ready { export } => Ev::Ready(export),
                         Event::Close => Ev::Close,
+                        Event::StartTls => Ev::StartTls,
                         Event::Request(r) => Ev::Req(
                             r.command,
                             r.flags,
@@ -646,4 +648,90 @@ fn go_clears_contexts_of_another_export() {
         .unwrap();
     let c = ChunkHeader::parse(&h.take_out(), false).unwrap();
     assert_eq!(c.kind, chunk::ERROR);
+}
+
+fn tls(mode: Tls) -> Config {
+    Config {
+        tls: mode,
+        ..config()
+    }
+}
+
+#[test]
+fn tls_required_refuses_everything_but_starttls_and_abort() {
+    let mut h = Harness::new(tls(Tls::Required));
+    h.feed(&[0, 0, 0, 3]).unwrap();
+    let mut all = option(opt::LIST, b"");
+    all.extend(option(opt::INFO, &go_data(b"ro", &[])));
+    all.extend(option(opt::GO, &go_data(b"ro", &[])));
+    all.extend(option(opt::STRUCTURED_REPLY, b""));
+    all.extend(option(0x7654321, b"skip me"));
+    all.extend(option(opt::STARTTLS, b"x"));
+    assert_eq!(h.feed(&all).unwrap(), []);
+    let types: Vec<(u32, u32)> = h.replies().iter().map(|(o, t, _)| (*o, *t)).collect();
+    assert_eq!(
+        types,
+        [
+            (opt::LIST, rep::ERR_TLS_REQD),
+            (opt::INFO, rep::ERR_TLS_REQD),
+            (opt::GO, rep::ERR_TLS_REQD),
+            (opt::STRUCTURED_REPLY, rep::ERR_TLS_REQD),
+            (0x7654321, rep::ERR_TLS_REQD),
+            (opt::STARTTLS, rep::ERR_INVALID),
+        ]
+    );
+    // STARTTLS: ACK, then the driver's handshake.
+    assert_eq!(h.feed(&option(opt::STARTTLS, b"")).unwrap(), [Ev::StartTls]);
+    assert_eq!(h.replies(), [(opt::STARTTLS, rep::ACK, vec![])]);
+    assert!(!h.conn.tls());
+    h.conn.tls_started();
+    assert!(h.conn.tls());
+    // Now everything works; a second STARTTLS is invalid.
+    h.feed(&option(opt::STARTTLS, b"")).unwrap();
+    h.feed(&option(opt::STRUCTURED_REPLY, b"")).unwrap();
+    let types: Vec<(u32, u32)> = h.replies().iter().map(|(o, t, _)| (*o, *t)).collect();
+    assert_eq!(
+        types,
+        [
+            (opt::STARTTLS, rep::ERR_INVALID),
+            (opt::STRUCTURED_REPLY, rep::ACK)
+        ]
+    );
+    let evs = h.feed(&option(opt::GO, &go_data(b"rw", &[]))).unwrap();
+    assert_eq!(evs, [Ev::Ready(1)]);
+    assert!(h.conn.structured());
+}
+
+#[test]
+fn tls_required_export_name_disconnects_and_abort_is_acked() {
+    let mut h = Harness::new(tls(Tls::Required));
+    h.feed(&[0, 0, 0, 3]).unwrap();
+    assert_eq!(
+        h.feed(&option(opt::EXPORT_NAME, b"ro")),
+        Err(Fatal::TlsRequired)
+    );
+    let mut h = Harness::new(tls(Tls::Required));
+    h.feed(&[0, 0, 0, 3]).unwrap();
+    assert_eq!(h.feed(&option(opt::ABORT, b"")).unwrap(), [Ev::Close]);
+    assert_eq!(h.replies(), [(opt::ABORT, rep::ACK, vec![])]);
+}
+
+#[test]
+fn tls_optional_serves_plaintext_and_starttls_resets_negotiation() {
+    // Plaintext client: served as without TLS.
+    Harness::negotiated(tls(Tls::Optional), 3, &[], b"ro");
+    // STARTTLS after STRUCTURED_REPLY: the agreement is forgotten once TLS is up.
+    let mut h = Harness::new(tls(Tls::Optional));
+    h.feed(&[0, 0, 0, 3]).unwrap();
+    h.feed(&option(opt::STRUCTURED_REPLY, b"")).unwrap();
+    assert!(h.conn.structured());
+    assert_eq!(h.feed(&option(opt::STARTTLS, b"")).unwrap(), [Ev::StartTls]);
+    h.conn.tls_started();
+    assert!(!h.conn.structured());
+    h.replies();
+    // Without TLS configured, STARTTLS stays ERR_POLICY.
+    let mut h = Harness::new(config());
+    h.feed(&[0, 0, 0, 3]).unwrap();
+    assert_eq!(h.feed(&option(opt::STARTTLS, b"")).unwrap(), []);
+    assert_eq!(h.replies()[0].1, rep::ERR_POLICY);
 }

@@ -15,7 +15,9 @@ use netboot_nbd::engine::{Command, Config, Connection, Event, Fatal, Header, Req
 use netboot_nbd::wire::errno;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -33,6 +35,8 @@ pub struct Shared {
     pub max_in_flight: usize,
     /// Bytes each copy-on-write overlay may hold.
     pub cow_max: u64,
+    /// The TLS server side for STARTTLS (None: TLS off).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Bytes of buffered READ data one connection may hold at once.
@@ -47,6 +51,7 @@ enum End {
     Protocol(Fatal),
     HandshakeTimeout,
     IdleTimeout,
+    Tls(std::io::Error),
     Io(std::io::Error),
     WriterGone,
 }
@@ -59,6 +64,7 @@ impl std::fmt::Display for End {
             End::Protocol(e) => write!(f, "protocol violation: {e}"),
             End::HandshakeTimeout => f.write_str("handshake timeout"),
             End::IdleTimeout => f.write_str("idle timeout"),
+            End::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             End::Io(e) => write!(f, "I/O error: {e}"),
             End::WriterGone => f.write_str("send failed"),
         }
@@ -97,6 +103,60 @@ struct Out {
     header: Header,
     payload: Payload,
     _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Any byte stream a client may come in on (stdio, a TLS session...).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A client's stream during the handshake; split into reader and [`Sink`] for transmission.
+/// Plain sockets stay themselves so replies can use `sendfile` and MSG_MORE.
+pub enum Transport {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+    Other(Box<dyn Io>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Other(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Other(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Transport::Unix(s) => Pin::new(s).poll_flush(cx),
+            Transport::Other(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Other(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
 }
 
 /// Where replies go. Sockets get `sendmsg` with MSG_MORE and `sendfile` (large reads leave
@@ -285,9 +345,100 @@ impl Reader {
         self.send(Header::default(), Payload::Owned(v), None).await
     }
 
-    async fn run<R: AsyncRead + Unpin>(&mut self, mut r: R, sh: &Shared) -> End {
+    /// Writes what the engine queued straight to the stream (handshake phase), within
+    /// `deadline`.
+    async fn write_engine_output(
+        &mut self,
+        t: &mut Transport,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), End> {
+        let out = self.conn.pending_output();
+        if out.is_empty() {
+            return Ok(());
+        }
+        let res = tokio::time::timeout_at(deadline, async {
+            t.write_all(out).await?;
+            t.flush().await
+        })
+        .await;
+        let n = out.len();
+        self.conn.consume_output(n);
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Io(e)),
+            Err(_) => Err(End::HandshakeTimeout),
+        }
+    }
+
+    /// The handshake, on the whole stream (so STARTTLS can wrap it), within the handshake
+    /// timeout. Returns the stream to transmit on, once an export is chosen.
+    async fn negotiate(
+        &mut self,
+        mut t: Transport,
+        buf: &mut BytesMut,
+        sh: &Shared,
+    ) -> Result<Transport, End> {
         let deadline = tokio::time::Instant::now() + sh.handshake_timeout;
-        let mut buf = BytesMut::with_capacity(16 << 10);
+        loop {
+            loop {
+                let step = match self.conn.handle(&sh.config, buf) {
+                    Ok(s) => s,
+                    Err(f) => {
+                        // Send what the engine queued before the hard disconnect.
+                        let _ = self.write_engine_output(&mut t, deadline).await;
+                        return Err(End::Protocol(f));
+                    }
+                };
+                match step {
+                    Step::Need(n) => {
+                        buf.reserve(n.saturating_sub(buf.len()));
+                        break;
+                    }
+                    Step::Consumed(n) => buf.advance(n),
+                    Step::Closed
+                    | Step::Event(_, Event::Close)
+                    | Step::Event(_, Event::Request(_)) => {
+                        self.write_engine_output(&mut t, deadline).await?;
+                        return Err(End::Disconnect);
+                    }
+                    Step::Event(n, Event::Ready { export }) => {
+                        buf.advance(n);
+                        let e = &sh.exports[export];
+                        self.storage = Some(Storage::open(e, sh.cow_max));
+                        self.export_name = e.export.name.clone();
+                        self.write_engine_output(&mut t, deadline).await?;
+                        return Ok(t);
+                    }
+                    Step::Event(n, Event::StartTls) => {
+                        buf.advance(n);
+                        self.write_engine_output(&mut t, deadline).await?;
+                        let Some(acceptor) = &sh.tls else {
+                            return Err(End::Disconnect);
+                        };
+                        if !buf.is_empty() {
+                            return Err(End::Protocol(Fatal::DataAfterStartTls));
+                        }
+                        t = match tokio::time::timeout_at(deadline, acceptor.accept(t)).await {
+                            Ok(Ok(s)) => Transport::Other(Box::new(s)),
+                            Ok(Err(e)) => return Err(End::Tls(e)),
+                            Err(_) => return Err(End::HandshakeTimeout),
+                        };
+                        self.conn.tls_started();
+                    }
+                }
+            }
+            self.write_engine_output(&mut t, deadline).await?;
+            match tokio::time::timeout_at(deadline, t.read_buf(buf)).await {
+                Ok(Ok(0)) => return Err(End::Eof),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(End::Io(e)),
+                Err(_) => return Err(End::HandshakeTimeout),
+            }
+        }
+    }
+
+    /// Transmission: reads requests, serves them, queues replies for the writer.
+    async fn run<R: AsyncRead + Unpin>(&mut self, mut r: R, sh: &Shared, mut buf: BytesMut) -> End {
         loop {
             // Handle everything buffered.
             let mut closing = false;
@@ -305,7 +456,7 @@ impl Reader {
                         buf.reserve(n.saturating_sub(buf.len()));
                         break;
                     }
-                    Step::Closed => {
+                    Step::Closed | Step::Event(_, Event::Ready { .. } | Event::StartTls) => {
                         closing = true;
                         break;
                     }
@@ -314,12 +465,6 @@ impl Reader {
                         closing = true;
                         buf.advance(n);
                         break;
-                    }
-                    Step::Event(n, Event::Ready { export }) => {
-                        let e = &sh.exports[export];
-                        self.storage = Some(Storage::open(e, sh.cow_max));
-                        self.export_name = e.export.name.clone();
-                        n
                     }
                     Step::Event(n, Event::Request(req)) => {
                         // Rejections the engine answered itself go out first, in order.
@@ -337,29 +482,44 @@ impl Reader {
             if closing {
                 return End::Disconnect;
             }
-            let res = if self.conn.in_transmission() {
-                match sh.idle_timeout {
-                    None => r.read_buf(&mut buf).await,
-                    Some(idle) => loop {
-                        match tokio::time::timeout(idle, r.read_buf(&mut buf)).await {
-                            Ok(res) => break res,
-                            // Replies still queued: the client is waiting on us, not idle.
-                            Err(_) if self.tx.capacity() < self.tx.max_capacity() => {}
-                            Err(_) => return End::IdleTimeout,
-                        }
-                    },
-                }
-            } else {
-                match tokio::time::timeout_at(deadline, r.read_buf(&mut buf)).await {
-                    Ok(res) => res,
-                    Err(_) => return End::HandshakeTimeout,
-                }
+            let res = match sh.idle_timeout {
+                None => r.read_buf(&mut buf).await,
+                Some(idle) => loop {
+                    match tokio::time::timeout(idle, r.read_buf(&mut buf)).await {
+                        Ok(res) => break res,
+                        // Replies still queued: the client is waiting on us, not idle.
+                        Err(_) if self.tx.capacity() < self.tx.max_capacity() => {}
+                        Err(_) => return End::IdleTimeout,
+                    }
+                },
             };
             match res {
                 Ok(0) => return End::Eof,
                 Ok(_) => {}
                 Err(e) => return End::Io(e),
             }
+        }
+    }
+
+    /// Runs transmission on `r` and `w` with the writer in its own task (so copying replies
+    /// into the socket and serving the next requests can use two cores).
+    async fn transmit<R: AsyncRead + Unpin>(
+        &mut self,
+        r: R,
+        w: Sink,
+        rx: mpsc::Receiver<Out>,
+        sh: &Shared,
+        buf: BytesMut,
+    ) -> End {
+        self.sendfile = w.takes_sendfile();
+        let writer = tokio::spawn(writer(w, rx, self.pool.clone()));
+        let end = self.run(r, sh, buf).await;
+        // Closing the queue lets the writer finish what is queued, then shut down.
+        let (tx, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        match (end, writer.await) {
+            (End::WriterGone, Ok(Err(e))) => End::Io(e),
+            (e, _) => e,
         }
     }
 
@@ -387,11 +547,7 @@ impl Reader {
 }
 
 /// Serves one client until it leaves; logs one line about it.
-/// Takes the two halves separately (`into_split` for sockets: no lock shared between them).
-pub async fn serve<R>(r: R, w: Sink, peer: String, sh: Arc<Shared>)
-where
-    R: AsyncRead + Unpin,
-{
+pub async fn serve(t: Transport, peer: String, sh: Arc<Shared>) {
     let start = Instant::now();
     let (tx, rx) = mpsc::channel(sh.max_in_flight);
     let mut reader = Reader {
@@ -403,22 +559,31 @@ where
         budget: Arc::new(Semaphore::new(READ_BUDGET as usize)),
         tx,
         pool: Pool::default(),
-        sendfile: w.takes_sendfile(),
+        sendfile: false,
     };
-    // The writer is its own task so that copying replies into the socket and serving the
-    // next requests can use two cores.
-    let writer = tokio::spawn(writer(w, rx, reader.pool.clone()));
-    let end = reader.run(r, &sh).await;
-    // Closing the queue lets the writer finish what is queued, then shut down.
-    let (tx, _) = mpsc::channel(1);
-    drop(std::mem::replace(&mut reader.tx, tx));
-    let end = match (end, writer.await) {
-        (End::WriterGone, Ok(Err(e))) => End::Io(e),
-        (e, _) => e,
+    let mut buf = BytesMut::with_capacity(16 << 10);
+    let end = match reader.negotiate(t, &mut buf, &sh).await {
+        Err(end) => end,
+        // Split for transmission: sockets by halves (no lock between them), anything else
+        // (stdio, TLS) through tokio's split.
+        Ok(Transport::Tcp(s)) => {
+            let (r, w) = s.into_split();
+            reader.transmit(r, Sink::Tcp(w), rx, &sh, buf).await
+        }
+        Ok(Transport::Unix(s)) => {
+            let (r, w) = s.into_split();
+            reader.transmit(r, Sink::Unix(w), rx, &sh, buf).await
+        }
+        Ok(Transport::Other(s)) => {
+            let (r, w) = tokio::io::split(s);
+            let w = Sink::Stream(Box::new(w));
+            reader.transmit(r, w, rx, &sh, buf).await
+        }
     };
     tracing::info!(
         client = %peer,
         export = %reader.export_name,
+        tls = reader.conn.tls(),
         bytes_read = reader.read,
         bytes_written = reader.written,
         secs = format!("{:.3}", start.elapsed().as_secs_f64()),

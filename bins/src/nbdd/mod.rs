@@ -11,7 +11,7 @@ mod export;
 use anyhow::{Context, bail};
 use clap::Parser;
 use conn::Shared;
-use netboot_nbd::engine::{Config as EngineConfig, Limits};
+use netboot_nbd::engine::{Config as EngineConfig, Limits, Tls};
 use serde::Deserialize;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,9 +77,84 @@ pub struct Config {
     /// Refuse NBD_OPT_LIST (export names stay private).
     #[arg(long)]
     pub no_list: bool,
+    /// TLS through STARTTLS: `off`, `optional` (plaintext clients still served) or `required`
+    /// (before STARTTLS, options get ERR_TLS_REQD). Default: `optional` when a certificate
+    /// is given, else `off`.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsMode>,
+    /// The server's certificate chain (PEM) for TLS.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls-cert`.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): TLS clients must present a certificate signed by one of them.
+    /// (Plaintext clients are still served under `optional`: use `required` to enforce.)
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// `--tls`: whether STARTTLS is offered, and whether it is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// No TLS (STARTTLS gets ERR_POLICY).
+    Off,
+    /// TLS for clients that ask; plaintext for the others.
+    Optional,
+    /// TLS for everyone.
+    Required,
+}
+
+/// The TLS policy and acceptor `args` ask for (certificates read and checked now).
+fn tls_setup(args: &Config) -> anyhow::Result<(Tls, Option<tokio_rustls::TlsAcceptor>)> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use tokio_rustls::rustls::{self, RootCertStore, ServerConfig, server::WebPkiClientVerifier};
+    let mode = args.tls.unwrap_or(if args.tls_cert.is_some() {
+        TlsMode::Optional
+    } else {
+        TlsMode::Off
+    });
+    let tls = match mode {
+        TlsMode::Off => return Ok((Tls::Off, None)),
+        TlsMode::Optional => Tls::Optional,
+        TlsMode::Required => Tls::Required,
+    };
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        bail!("TLS needs both tls-cert and tls-key");
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading certificates from {}", cert.display()))?;
+    if certs.is_empty() {
+        bail!("no certificate in {}", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key from {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &args.tls_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("reading CA certificates from {}", ca.display()))?
+            {
+                roots.add(c?)?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .context("certificate and key do not match")?;
+    Ok((tls, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))))
 }
 
 impl Default for Config {
@@ -101,6 +176,9 @@ pub fn check(config: &Config) -> Vec<String> {
         if let Err(e) = export::parse_ramdisk(spec) {
             problems.push(format!("ramdisk {spec:?}: {e:#}"));
         }
+    }
+    if let Err(e) = tls_setup(config) {
+        problems.push(format!("tls: {e:#}"));
     }
     if let Err(e) = export::parse_size(&config.cow_max) {
         problems.push(format!("cow-max: {e:#}"));
@@ -160,7 +238,9 @@ fn build(args: &Config, old: Option<&Shared>) -> anyhow::Result<(Shared, Vec<Bui
         bail!("no exports: give --export NAME=PATH or --ramdisk NAME=SIZE");
     }
     let exports: Vec<_> = built.iter().map(|b| b.served.clone()).collect();
+    let (tls, acceptor) = tls_setup(args)?;
     let config = EngineConfig {
+        tls,
         exports: exports.iter().map(|e| e.export.clone()).collect(),
         limits: Limits {
             max_options: args.max_options,
@@ -178,6 +258,7 @@ fn build(args: &Config, old: Option<&Shared>) -> anyhow::Result<(Shared, Vec<Bui
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_in_flight: args.max_in_flight.max(1),
         cow_max: export::parse_size(&args.cow_max).context("--cow-max")?,
+        tls: acceptor,
     };
     Ok((shared, built))
 }
@@ -224,7 +305,8 @@ pub async fn run_reloadable(
         let output = std::io::stdout().as_fd().try_clone_to_owned()?;
         let r = tokio::fs::File::from_std(input.into());
         let w = tokio::fs::File::from_std(output.into());
-        conn::serve(r, conn::Sink::Stream(Box::new(w)), "stdio".into(), shared).await;
+        let t = conn::Transport::Other(Box::new(tokio::io::join(r, w)));
+        conn::serve(t, "stdio".into(), shared).await;
         return Ok(());
     }
     raise_nofile();
@@ -385,8 +467,7 @@ async fn accept_tcp(
         let _ = s.set_nodelay(true);
         let sh = shared.borrow().clone();
         tokio::spawn(async move {
-            let (r, w) = s.into_split();
-            conn::serve(r, conn::Sink::Tcp(w), peer.to_string(), sh).await;
+            conn::serve(conn::Transport::Tcp(s), peer.to_string(), sh).await;
             drop(permit);
         });
     }
@@ -412,8 +493,7 @@ async fn accept_unix(
         };
         let sh = shared.borrow().clone();
         tokio::spawn(async move {
-            let (r, w) = s.into_split();
-            conn::serve(r, conn::Sink::Unix(w), "unix".into(), sh).await;
+            conn::serve(conn::Transport::Unix(s), "unix".into(), sh).await;
             drop(permit);
         });
     }
