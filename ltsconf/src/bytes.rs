@@ -130,6 +130,32 @@ pub(crate) fn name_len(hay: &[u8]) -> usize {
     n
 }
 
+/// Whether `hay` has at least `min` words (runs of bytes other than ASCII White_Space:
+/// space, `\t` `\n` VT FF `\r`), counting word starts eight bytes at a time; `None` when
+/// the answer needs a byte that is not ASCII (Unicode has more spaces).
+pub(crate) fn ascii_words_at_least(hay: &[u8], min: usize) -> Option<bool> {
+    let mut count = 0;
+    // Bit 7 of byte 0: the byte before it was a space (the start counts as one).
+    let mut carry = 0x80;
+    let mut i = 0;
+    while i < hay.len() && count < min {
+        let rest = &hay[i..];
+        let (w, valid) = match rest.first_chunk::<8>() {
+            Some(w) => (u64::from_le_bytes(*w), HI),
+            None => (word(rest), HI >> (8 * (8 - rest.len()))),
+        };
+        if w & HI != 0 {
+            return None;
+        }
+        let space = (equal(w, b' ') | (at_least(w, b'\t') & !at_least(w, b'\r' + 1))) & valid;
+        let starts = !space & valid & ((space << 8) | carry);
+        count += starts.count_ones() as usize;
+        carry = (space >> 56) & 0x80;
+        i += 8;
+    }
+    Some(count >= min)
+}
+
 /// ASCII upper-case letters of `word` turned lower case, eight at a time.
 #[inline(always)]
 fn lower(word: u64) -> u64 {

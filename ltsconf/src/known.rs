@@ -527,10 +527,12 @@ pub(crate) fn check_known(
         Rule::ZeroOne => (value != "0" && value != "1" && !value.is_empty()).then(|| {
             format!("LTSP 19 booleans are 0 or 1; {shown}={value} is not 1, so it is off")
         }),
-        Rule::Services => value.contains(',').then(|| {
-            format!("{shown} is a space-separated list: `,` makes one bogus service name")
-        }),
-        Rule::Fstab => (words(value, 3) < 3).then(|| {
+        Rule::Services => crate::bytes::find(value.as_bytes(), b',')
+            .is_some()
+            .then(|| {
+                format!("{shown} is a space-separated list: `,` makes one bogus service name")
+            }),
+        Rule::Fstab => (!has_words(value, 3)).then(|| {
             format!("{shown} should be an fstab line (device, mount point, type, options...)")
         }),
         Rule::Host => (!is_host(value))
@@ -552,27 +554,11 @@ pub(crate) fn check_known(
     }
 }
 
-/// `value.split_whitespace().take(max).count()`, with a byte loop for ASCII text (the
-/// usual case: this runs on every `FSTAB_*` line).
-fn words(value: &str, max: usize) -> usize {
-    if !value.is_ascii() {
-        return value.split_whitespace().take(max).count();
-    }
-    // ASCII White_Space: `\t` `\n` VT FF `\r` and space.
-    let space = |c: u8| c == b' ' || (b'\t'..=b'\r').contains(&c);
-    let mut n = 0;
-    let mut in_word = false;
-    for &c in value.as_bytes() {
-        let w = !space(c);
-        if w && !in_word {
-            n += 1;
-            if n == max {
-                break;
-            }
-        }
-        in_word = w;
-    }
-    n
+/// `value.split_whitespace().count() >= min`, eight bytes at a time for ASCII text (this
+/// runs on every `FSTAB_*` line).
+fn has_words(value: &str, min: usize) -> bool {
+    crate::bytes::ascii_words_at_least(value.as_bytes(), min)
+        .unwrap_or_else(|| value.split_whitespace().count() >= min)
 }
 
 /// A name as LTSP exports it (lts5: upper-cased), formatted only when a message needs it.
@@ -637,22 +623,20 @@ mod tests {
 
     #[test]
     fn words_counts_like_split_whitespace() {
-        for v in [
-            "",
-            " ",
-            "a",
-            " a b ",
-            "a\tb\x0bc\x0cd\re\nf",
-            "a\u{a0}b c",
-            "x  y",
-            "é b c d",
-        ] {
-            for max in 0..5 {
+        let pieces = [
+            " ", "\t", "\x0b", "\x0c", "\r", "\n", "a", "bc", "\u{a0}", "é", "\0", "~",
+        ];
+        let mut v = String::new();
+        for i in 0..400usize {
+            v.push_str(pieces[(i * 7 + i / 13) % pieces.len()]);
+            for min in 0..30 {
                 assert_eq!(
-                    words(v, max.max(1)),
-                    v.split_whitespace().take(max.max(1)).count(),
+                    has_words(&v, min),
+                    v.split_whitespace().count() >= min,
                     "{v:?}"
                 );
+                let t = &v[v.len().min(3)..];
+                assert_eq!(has_words(t, min), t.split_whitespace().count() >= min);
             }
         }
     }
