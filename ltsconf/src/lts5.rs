@@ -899,7 +899,11 @@ impl<'a> Parser<'a> {
                 if b.get(q) != Some(&b'"') {
                     return None;
                 }
-                let n = at(q + 1, find2(&b[q + 1..], b'"', b'\n'));
+                let n = match b.get(q + 1) {
+                    None => b.len(),
+                    Some(b'\n') => q + 1,
+                    Some(_) => at(q + 1, find2(&b[q + 1..], b'"', b'\n')),
+                };
                 let (close, line_end, inner) = if b.get(n) == Some(&b'"') {
                     let line_end = at(n, find(&b[n..], b'\n'));
                     let last = b[n..line_end].iter().rposition(|&c| c == b'"');
