@@ -162,7 +162,7 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// The payload in memory (what nodes compare against) and on disk (what servers serve):
 /// the farm's files with `--farm`, else synthetic files in the farm's layout under `work`.
-fn payload(o: &Opts, work: &Path) -> (Payload, Farm) {
+fn payload(o: &Opts, work: &Path) -> Result<(Payload, Farm), String> {
     let names = [node::CORE_BIOS, node::CORE_EFI, node::KERNEL, node::INITRD];
     let (tftp_root, image_path) = match &o.farm {
         Some(dir) => (dir.join("tftp"), dir.join("root.sqfs")),
@@ -178,35 +178,35 @@ fn payload(o: &Opts, work: &Path) -> (Payload, Farm) {
             ];
             for (i, (name, size)) in names.iter().zip(sizes).enumerate() {
                 let path = root.join(name);
-                let made = path
-                    .parent()
+                path.parent()
                     .map_or(Ok(()), std::fs::create_dir_all)
-                    .and_then(|()| std::fs::write(&path, random_bytes(size, 0x9e37 + i as u64)));
-                if let Err(e) = made {
-                    die(&format!("{}: {e}", path.display()));
-                }
+                    .and_then(|()| std::fs::write(&path, random_bytes(size, 0x9e37 + i as u64)))
+                    .map_err(io_err(&path))?;
             }
             let image = work.join("root.img");
-            if let Err(e) = std::fs::write(&image, random_bytes(o.image_mib * mib, 0x51ed)) {
-                die(&format!("{}: {e}", image.display()));
-            }
+            std::fs::write(&image, random_bytes(o.image_mib * mib, 0x51ed))
+                .map_err(io_err(&image))?;
             (root, image)
         }
     };
-    let read =
-        |p: &Path| std::fs::read(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
-    let tftp: HashMap<String, Vec<u8>> = names
-        .iter()
-        .map(|n| ((*n).to_owned(), read(&tftp_root.join(n))))
-        .collect();
-    let image = read(&image_path);
-    (
+    let read = |p: &Path| std::fs::read(p).map_err(io_err(p));
+    let mut tftp = HashMap::new();
+    for n in names {
+        tftp.insert(n.to_owned(), read(&tftp_root.join(n))?);
+    }
+    let image = read(&image_path)?;
+    Ok((
         Payload { tftp, image },
         Farm {
             tftp: tftp_root,
             image: image_path,
         },
-    )
+    ))
+}
+
+/// Names the file in an I/O error.
+fn io_err(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", p.display())
 }
 
 /// The nodes of one storm: half UEFI (arch 7), half BIOS (arch 0), dealt over the racks.
@@ -307,7 +307,13 @@ fn main() {
         ));
     }
     let scratch = Scratch::new("storm");
-    let (payload, farm) = payload(&o, &scratch.0);
+    let (payload, farm) = match payload(&o, &scratch.0) {
+        Ok(p) => p,
+        Err(e) => {
+            drop(scratch);
+            die(&e)
+        }
+    };
     let payload = Arc::new(payload);
     println!(
         "boot storm: {} nodes in {} racks; kernel {:.1} MiB, initramfs {:.1} MiB, image {:.1} MiB",
