@@ -17,6 +17,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -269,7 +270,12 @@ impl Sink {
 /// Sends queued messages in batches until the reader hangs up: buffered parts of consecutive
 /// replies share one vectored write; a `sendfile` payload goes out after its header (marked
 /// MORE) and everything before it.
-async fn writer(mut w: Sink, mut rx: mpsc::Receiver<Out>, pool: Pool) -> std::io::Result<()> {
+async fn writer(
+    mut w: Sink,
+    mut rx: mpsc::Receiver<Out>,
+    pool: Pool,
+    unsent: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     let mut batch: Vec<Out> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -298,6 +304,7 @@ async fn writer(mut w: Sink, mut rx: mpsc::Receiver<Out>, pool: Pool) -> std::io
         w.write_all_vectored(&mut iov, false).await?;
         drop(iov);
         w.flush().await?;
+        unsent.fetch_sub(batch.len(), Ordering::Relaxed);
         for m in batch.drain(..) {
             if let Payload::Owned(v) = m.payload {
                 pool.give(v);
@@ -316,6 +323,8 @@ struct Reader {
     budget: Arc<Semaphore>,
     tx: mpsc::Sender<Out>,
     pool: Pool,
+    /// Messages queued or being written: while any are, the client is not idle.
+    unsent: Arc<AtomicUsize>,
     /// The sink takes [`Payload::File`].
     sendfile: bool,
 }
@@ -332,6 +341,7 @@ impl Reader {
             payload,
             _budget: budget,
         };
+        self.unsent.fetch_add(1, Ordering::Relaxed);
         self.tx.send(m).await.is_ok()
     }
 
@@ -487,8 +497,8 @@ impl Reader {
                 Some(idle) => loop {
                     match tokio::time::timeout(idle, r.read_buf(&mut buf)).await {
                         Ok(res) => break res,
-                        // Replies still queued: the client is waiting on us, not idle.
-                        Err(_) if self.tx.capacity() < self.tx.max_capacity() => {}
+                        // Replies still going out: the client is waiting on us, not idle.
+                        Err(_) if self.unsent.load(Ordering::Relaxed) > 0 => {}
                         Err(_) => return End::IdleTimeout,
                     }
                 },
@@ -512,7 +522,7 @@ impl Reader {
         buf: BytesMut,
     ) -> End {
         self.sendfile = w.takes_sendfile();
-        let writer = tokio::spawn(writer(w, rx, self.pool.clone()));
+        let writer = tokio::spawn(writer(w, rx, self.pool.clone(), self.unsent.clone()));
         let end = self.run(r, sh, buf).await;
         // Closing the queue lets the writer finish what is queued, then shut down.
         let (tx, _) = mpsc::channel(1);
@@ -559,6 +569,7 @@ pub async fn serve(t: Transport, peer: String, sh: Arc<Shared>) {
         budget: Arc::new(Semaphore::new(READ_BUDGET as usize)),
         tx,
         pool: Pool::default(),
+        unsent: Arc::default(),
         sendfile: false,
     };
     let mut buf = BytesMut::with_capacity(16 << 10);
