@@ -225,6 +225,31 @@ fn remap_rules_rename_within_the_root_and_never_escape_it() {
 }
 
 #[test]
+fn busy_polling_serves_the_same_bytes() {
+    let root = Scratch::new("busypoll");
+    make_root(&root.0);
+    let (_server, addr) = start_loopback(&root.0, &["--busy-poll-us", "200"]);
+    for (name, window) in [("medium", 1), ("k512", 1), ("medium", 8)] {
+        let sock = client("127.0.0.1:0", Duration::from_millis(300));
+        let win = window.to_string();
+        let f = fetch(
+            &sock,
+            addr,
+            &request(1, name.as_bytes(), "octet", &[("windowsize", &win)]),
+            512,
+            window,
+            false,
+            LIMIT,
+        );
+        assert!(
+            f.data == std::fs::read(root.path(name)).unwrap(),
+            "{name} ws {window}: log {}",
+            server_log(&root.0)
+        );
+    }
+}
+
+#[test]
 fn serving_goes_on_when_nobody_reads_the_log() {
     let root = Scratch::new("logpipe");
     make_root(&root.0);

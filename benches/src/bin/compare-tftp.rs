@@ -5,7 +5,10 @@
 //! every server runs at once in the first, each on its own port, serving the same file; the
 //! atftp client runs in the second. Runs are interleaved across servers (run 1 of every
 //! server, then run 2, …) so drift on a shared machine hits all of them alike. Prints the
-//! median MB/s (10^6 B/s) of each row and ours ÷ each anchor.
+//! median MB/s (10^6 B/s) of each row and ours ÷ each anchor, then the server CPU time per
+//! run (user + system, from /proc; tftpd-hpa forks a child per transfer whose time the
+//! kernel does not charge to the parent, so it shows no figure) measured on the same runs:
+//! on a loaded machine CPU per transfer is steadier than wall-clock.
 //!
 //! ```sh
 //! cargo build --release -p netboot-bins --bin netboot-tftpd
@@ -238,6 +241,30 @@ fn run(
     ok.then(|| (bytes * clients as u64) as f64 / secs / 1e6)
 }
 
+/// CPU time (user + system, children reaped included) a process has used so far, in ms.
+fn cpu_ms(pid: u32, ticks_per_sec: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (f.len() == 4).then(|| f.iter().sum::<u64>() as f64 * 1000.0 / ticks_per_sec)
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -421,18 +448,29 @@ fn main() {
         print!("{:>15}", s.name);
     }
     println!("   ours/hpa ours/atftpd ours/dnsmasq");
+    let ticks = clock_ticks();
+    let mut cpu_rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     for (label, opts, file, bytes, clients) in &rows {
         if o.only.as_ref().is_some_and(|f| !label.contains(f.as_str())) {
             continue;
         }
         let mut samples = vec![Vec::new(); servers.len()];
+        let mut cpu = vec![Vec::new(); servers.len()];
         for _ in 0..o.runs {
             for (i, s) in servers.iter().enumerate() {
+                let before = cpu_ms(s.child.id(), ticks);
                 if let Some(mbs) = run(&pair, s, file, *bytes, opts, *clients) {
                     samples[i].push(mbs);
+                    // The forking server's children are never charged to it: no figure.
+                    if let (Some(a), Some(b), false) =
+                        (before, cpu_ms(s.child.id(), ticks), s.name == "tftpd-hpa")
+                    {
+                        cpu[i].push(b - a);
+                    }
                 }
             }
         }
+        cpu_rows.push((label.clone(), cpu.iter_mut().map(|v| median(v)).collect()));
         let med: Vec<Option<f64>> = samples.iter_mut().map(|v| median(v)).collect();
         print!("{label:<20}");
         for (m, v) in med.iter().zip(&samples) {
@@ -445,6 +483,31 @@ fn main() {
         for anchor in &med[1..] {
             match (med[0], anchor) {
                 (Some(ours), Some(x)) => print!("{:>11.2}x", ours / x),
+                _ => print!("{:>12}", "-"),
+            }
+        }
+        println!();
+    }
+    println!(
+        "\nserver CPU ms per run (user + system, median of the same runs; tftpd-hpa forks a child per transfer that /proc does not charge to it)"
+    );
+    print!("{:<20}", "row");
+    for s in &servers {
+        print!("{:>15}", s.name);
+    }
+    println!("                ours/atftpd ours/dnsmasq");
+    for (label, med) in &cpu_rows {
+        print!("{label:<20}");
+        for m in med {
+            match m {
+                Some(m) => print!("{m:>15.0}"),
+                None => print!("{:>15}", "-"),
+            }
+        }
+        print!("{:>12}", "");
+        for anchor in &med[2..] {
+            match (med[0], anchor) {
+                (Some(ours), Some(x)) if *x > 0.0 => print!("{:>11.2}x", ours / x),
                 _ => print!("{:>12}", "-"),
             }
         }

@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub remap: Option<PathBuf>,
     pub max_request_len: Option<usize>,
     pub threads: Option<u16>,
+    pub busy_poll_us: Option<u64>,
 }
 
 /// Reads and parses `path`; the error names the file, line and column.
