@@ -89,7 +89,7 @@ fn check_config_accepts_a_good_farm() {
     let o = check(&cfg, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        text(&o).contains("ok (dhcp on, tftp on, nbd on)"),
+        text(&o).contains("ok (dhcp on, tftp on, nbd on, ra on)"),
         "{}",
         text(&o)
     );
@@ -364,4 +364,179 @@ fn a_bare_router_advertisement_answers_solicitations_by_default() {
     assert!(text(&o).contains("no ra"), "{}", text(&o));
     server.signal(rustix::process::Signal::TERM);
     let _ = server.finish(Duration::from_secs(30));
+}
+
+/// A libnbd client that connects, reads, reports `connected` in `argv[2]`, waits for the file
+/// `argv[3]` (at most 60 s), then reads the whole export again over the same connection and
+/// writes `same` or `different` (compared with the image `argv[4]`) to `argv[2]`.
+const HELD_CLIENT: &str = r#"
+import nbd, os, sys, time
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pread(4096, 0)
+open(sys.argv[2], "w").write("connected")
+end = time.time() + 60
+while not os.path.exists(sys.argv[3]) and time.time() < end:
+    time.sleep(0.05)
+data = h.pread(h.get_size(), 0)
+same = data == open(sys.argv[4], "rb").read()
+open(sys.argv[2], "w").write("same" if same else "different")
+h.shutdown()
+"#;
+
+/// Polls `f` every 100 ms until it returns true or `limit` passes.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn sighup_reloads_every_service_without_dropping_nbd_clients() {
+    for t in ["udhcpc", "curl", "nbdinfo"] {
+        require_tool(t);
+    }
+    require_tool("/usr/bin/python3");
+    let net = NetPair::new("nbhup");
+    let dir = Scratch::new("hup");
+    farm(&dir, GOOD_LTS);
+    let addr = net.a_addr.to_string();
+    let cfg = config(&dir, &net.a_if, &addr, "");
+    let server = net.a.spawn(BIN, [format!("--config={}", cfg.display())]);
+    for (proto, port) in [(Proto::Tcp, 10809), (Proto::Udp, 69), (Proto::Udp, 67)] {
+        if let Err(e) = net.a.wait_for_port(proto, port, Duration::from_secs(20)) {
+            let (out, _) = server.finish(Duration::from_secs(1));
+            panic!("{e}: {}", text(&out));
+        }
+    }
+
+    // An NBD client mid-boot: connected before the reload, reading after it.
+    let state = dir.path("client.state");
+    let go = dir.path("client.go");
+    let client = net.b.spawn(
+        "/usr/bin/python3",
+        [
+            "-c".to_string(),
+            HELD_CLIENT.to_string(),
+            format!("nbd://{addr}:10809/root"),
+            state.display().to_string(),
+            go.display().to_string(),
+            dir.path("root.img").display().to_string(),
+        ],
+    );
+    assert!(
+        eventually(T, || std::fs::read_to_string(&state)
+            .is_ok_and(|s| s == "connected")),
+        "the NBD client did not connect"
+    );
+
+    // A new config: a second export, another TFTP root, another BIOS boot file.
+    std::fs::create_dir_all(dir.path("tftp2")).unwrap();
+    std::fs::write(dir.path("tftp2/only-in-new-root"), b"reloaded\n").unwrap();
+    std::fs::write(dir.path("second.img"), vec![9u8; 2 << 20]).unwrap();
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("boot/grub/i386-pc/core.0", "boot/bios-after-reload.0")
+        .replace(
+            &format!("root = \"{}\"", dir.path("tftp").display()),
+            &format!("root = \"{}\"", dir.path("tftp2").display()),
+        )
+        .replace(
+            "export = [\"root=",
+            &format!(
+                "export = [\"second={}\", \"root=",
+                dir.path("second.img").display()
+            ),
+        );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    server.signal(rustix::process::Signal::HUP);
+
+    // New NBD connections see the new export table.
+    assert!(
+        eventually(T, || {
+            let o = net
+                .b
+                .run("nbdinfo", [format!("nbd://{addr}:10809/second")], T);
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("2097152")
+        }),
+        "the second export never appeared"
+    );
+    // New TFTP requests are served from the new root.
+    let got = dir.path("got");
+    let o = net.b.run(
+        "curl",
+        [
+            "-sS",
+            "-o",
+            &got.display().to_string(),
+            &format!("tftp://{addr}/only-in-new-root"),
+        ],
+        T,
+    );
+    assert!(o.status.success(), "curl: {}", text(&o));
+    assert_eq!(std::fs::read(&got).unwrap(), b"reloaded\n");
+    // New DHCP exchanges get the new boot file.
+    let env = dir.path("udhcpc.env");
+    let script = dir.path("udhcpc.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
+            env.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = net.b.run(
+        "udhcpc",
+        [
+            "-i",
+            &net.b_if,
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            &script.display().to_string(),
+            "-x",
+            "0x5d:0000",
+        ],
+        T,
+    );
+    let seen = std::fs::read_to_string(&env).unwrap_or_default();
+    assert!(o.status.success(), "udhcpc: {}", text(&o));
+    assert!(
+        seen.contains("boot_file=boot/bios-after-reload.0"),
+        "{seen}"
+    );
+
+    // A broken file on the next SIGHUP is refused; the running config stays.
+    std::fs::write(&cfg, "[nbd]\nexport = 7\n").unwrap();
+    server.signal(rustix::process::Signal::HUP);
+    std::thread::sleep(Duration::from_millis(500));
+    let o = net
+        .b
+        .run("nbdinfo", [format!("nbd://{addr}:10809/second")], T);
+    assert!(o.status.success(), "after a refused reload: {}", text(&o));
+
+    // The client connected before the reloads still reads its whole export.
+    std::fs::write(&go, b"").unwrap();
+    let (out, exited) = client.finish(T);
+    assert!(exited && out.status.success(), "client: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "same");
+
+    server.signal(rustix::process::Signal::TERM);
+    let (out, exited) = server.finish(T);
+    let log = text(&out);
+    assert!(exited && out.status.success(), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(log.contains("reload refused"), "{log}");
 }

@@ -13,7 +13,7 @@
 //! Needs root and the tools from `scripts/install-tools.sh`. A benchmark, not a test.
 
 use netboot_testkit::vm::{BootLan, Firmware, Vm, build_farm, ovmf_vars_copy};
-use netboot_testkit::{Background, Proto, require_tool};
+use netboot_testkit::{Background, Proto, require_tool, workspace_root};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -26,7 +26,9 @@ enum Stack {
     Ours,
     /// dnsmasq and nbdkit as a stock install runs them.
     Anchor,
-    /// The same with 175.176 = 1, which spares iPXE its ProxyDHCP wait.
+    /// The anchor lab's tuned run (IPXE_RA=1 IPXE_NO_PXEDHCP=1): 175.176 = 1, which spares
+    /// iPXE its ProxyDHCP wait, and the lab's `ra-sender.py` sending a bare IPv6 router
+    /// advertisement every second, which spares it the IPv6 wait.
     AnchorTuned,
 }
 
@@ -35,7 +37,7 @@ impl Stack {
         match self {
             Stack::Ours => "netboot",
             Stack::Anchor => "dnsmasq+nbdkit",
-            Stack::AnchorTuned => "dnsmasq+nbdkit, 175.176=1",
+            Stack::AnchorTuned => "dnsmasq+nbdkit tuned (175.176=1 + RA)",
         }
     }
 }
@@ -181,10 +183,9 @@ fn start(
     let procs = match stack {
         Stack::Ours => {
             // The example farm's own netbootd config, pointed at this run's farm and bridge.
-            let example = std::fs::read_to_string(
-                netboot_testkit::workspace_root().join("examples/farm/netboot.toml"),
-            )
-            .map_err(|e| format!("examples/farm/netboot.toml: {e}"))?;
+            let example =
+                std::fs::read_to_string(workspace_root().join("examples/farm/netboot.toml"))
+                    .map_err(|e| format!("examples/farm/netboot.toml: {e}"))?;
             let text = example
                 .replace("/srv/farm", &farm.display().to_string())
                 .replace("\"farm0\"", &format!("\"{}\"", lan.bridge))
@@ -215,10 +216,27 @@ fn start(
                 "--no-ping".into(),
                 format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()),
             ];
+            let mut procs = Vec::new();
             if stack == Stack::AnchorTuned {
                 dnsmasq.push("--dhcp-option=encap:175,176,1b".into());
+                let sender = workspace_root().join("../shared/e2e-anchor/ra-sender.py");
+                if !sender.exists() {
+                    return Err(format!(
+                        "{} missing: the tuned anchor uses the anchor lab's RA sender",
+                        sender.display()
+                    ));
+                }
+                procs.push(lan.ns.spawn(
+                    "/usr/bin/python3",
+                    [
+                        sender.display().to_string(),
+                        lan.bridge.clone(),
+                        "--seconds".into(),
+                        "600".into(),
+                    ],
+                ));
             }
-            vec![
+            procs.extend([
                 lan.ns.spawn(
                     require_tool("nbdkit"),
                     [
@@ -233,7 +251,8 @@ fn start(
                     ],
                 ),
                 lan.ns.spawn(require_tool("dnsmasq"), dnsmasq),
-            ]
+            ]);
+            procs
         }
     };
     for (proto, port) in [(Proto::Tcp, 10809), (Proto::Udp, 69), (Proto::Udp, 67)] {

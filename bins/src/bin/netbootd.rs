@@ -9,6 +9,10 @@
 //! SIGTERM or SIGINT: every service stops accepting; TFTP transfers and NBD connections still
 //! running get a bounded time to finish (a powered-off VM never closes its NBD connection, so
 //! the wait must end); the DHCP lease journal is flushed; the exit code is 0.
+//!
+//! SIGHUP: the file is read and checked again; if it passes, new DHCP exchanges, TFTP requests
+//! and NBD connections use it while connected NBD clients and running transfers carry on
+//! untouched (restarting nbd-server dropped every LTSP client; a reload here drops none).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,9 +25,10 @@ use clap::Parser;
 use netboot_bins::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, dhcpd, nbdd, ra, tftpd};
 use netboot_ltsconf::{Dialect, Severity};
 use serde::Deserialize;
+use tokio::sync::watch;
 
 /// One server for a network-booted farm: DHCP, TFTP and NBD from one config file.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "netbootd", version)]
 struct Cli {
     /// The TOML configuration (see examples/farm/netboot.toml).
@@ -38,8 +43,8 @@ struct Cli {
     allow_ltsconf_errors: bool,
 }
 
-/// The file: one optional table per service, each exactly that server's own configuration
-/// (for `[tftp]` and `[nbd]`, `threads` is ignored: everything shares one runtime).
+/// The file: one optional table per service, each exactly that server's own configuration.
+/// Everything shares one runtime, sized by `threads` in `[tftp]` or `[nbd]` (see [`workers`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -85,34 +90,15 @@ fn main() -> ExitCode {
     let _log = netboot_bins::init_logging();
     let cli = Cli::parse();
     let shown = cli.config.display().to_string();
-    let text = match std::fs::read_to_string(&cli.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{shown}: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let checked = match check(&shown, &text) {
+    let checked = match load(&cli, cli.check_config) {
         Ok(c) => c,
-        Err(problems) => {
+        Err((code, problems)) => {
             for p in problems {
                 eprintln!("{p}");
             }
-            return ExitCode::from(EXIT_INVALID);
+            return ExitCode::from(code);
         }
     };
-    let ltsconf_errors = checked
-        .tftp
-        .as_ref()
-        .and_then(|t| t.root.as_deref())
-        .map_or(0, |root| check_ltsconf(root, cli.check_config));
-    if ltsconf_errors > 0 && !cli.allow_ltsconf_errors {
-        eprintln!(
-            "netbootd: {ltsconf_errors} error(s) in lts.conf files under the TFTP root; \
-             fix them or pass --allow-ltsconf-errors"
-        );
-        return ExitCode::from(EXIT_INVALID);
-    }
     if cli.check_config {
         let on = |b: bool| if b { "on" } else { "off" };
         println!(
@@ -128,17 +114,18 @@ fn main() -> ExitCode {
         eprintln!("{shown}: no [dhcp], [tftp] or [nbd] table: nothing to serve");
         return ExitCode::from(EXIT_INVALID);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers(&checked) {
+        builder.worker_threads(n);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netbootd: runtime: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let result = rt.block_on(serve(checked));
+    let result = rt.block_on(serve(cli, checked));
     // Connections that outlived the drain (powered-off clients) are dropped here, bounded.
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
@@ -148,6 +135,43 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Reads the file and checks all of it, every lts.conf under the TFTP root included (their
+/// warnings are printed when `print_warnings`, else logged). The error carries the exit code
+/// and every problem found.
+fn load(cli: &Cli, print_warnings: bool) -> Result<Checked, (u8, Vec<String>)> {
+    let shown = cli.config.display().to_string();
+    let text = std::fs::read_to_string(&cli.config)
+        .map_err(|e| (EXIT_USAGE, vec![format!("{shown}: {e}")]))?;
+    let checked = check(&shown, &text).map_err(|p| (EXIT_INVALID, p))?;
+    let ltsconf_errors = checked
+        .tftp
+        .as_ref()
+        .and_then(|t| t.root.as_deref())
+        .map_or(0, |root| check_ltsconf(root, print_warnings));
+    if ltsconf_errors > 0 && !cli.allow_ltsconf_errors {
+        return Err((
+            EXIT_INVALID,
+            vec![format!(
+                "netbootd: {ltsconf_errors} error(s) in lts.conf files under the TFTP root; \
+                 fix them or pass --allow-ltsconf-errors"
+            )],
+        ));
+    }
+    Ok(checked)
+}
+
+/// Worker threads of the one runtime: the larger of `[nbd] threads` and `[tftp] threads`
+/// when either asks for more than one; otherwise tokio's default, one per CPU.
+fn workers(checked: &Checked) -> Option<usize> {
+    let nbd = checked.nbd.as_ref().and_then(|n| n.threads);
+    let tftp = checked
+        .tftp
+        .as_ref()
+        .map(|t| usize::from(t.threads))
+        .filter(|&n| n > 1);
+    nbd.max(tftp).map(|n| n.max(1))
 }
 
 /// Parses the file and checks each table with its server's own checks; every problem is
@@ -290,10 +314,69 @@ fn find_ltsconf(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Runs every configured service until a signal (or until one fails), then stops them all.
-async fn serve(checked: Checked) -> anyhow::Result<()> {
+/// The running services' reload channels (`None` where a service is not running).
+struct Running {
+    dhcp: Option<watch::Sender<Arc<dhcpd::Loaded>>>,
+    tftp: Option<watch::Sender<Arc<tftpd::Args>>>,
+    nbd: Option<watch::Sender<Arc<nbdd::Config>>>,
+    ra: Option<(ra::Config, Vec<String>)>,
+}
+
+impl Running {
+    /// SIGHUP: rereads and rechecks the whole file (lts.conf included). A file with problems
+    /// is refused and everything keeps its settings; otherwise each running service gets its
+    /// new table and applies it to what starts next, so no client is dropped. Adding or
+    /// removing a service, or changing `[ra]`, waits for a restart (logged).
+    fn reload(&self, cli: &Cli) {
+        let new = match load(cli, false) {
+            Ok(c) => c,
+            Err((_, problems)) => {
+                for p in problems {
+                    tracing::error!("{p}");
+                }
+                tracing::error!("reload refused: the running configuration stays");
+                return;
+            }
+        };
+        let dhcp = swap("dhcp", &self.dhcp, new.dhcp);
+        let tftp = swap("tftp", &self.tftp, new.tftp);
+        let nbd = swap("nbd", &self.nbd, new.nbd);
+        if new.ra != self.ra {
+            tracing::warn!("[ra] changes apply at the next restart");
+        }
+        tracing::info!(dhcp, tftp, nbd, "configuration reloaded");
+    }
+}
+
+/// Hands a running service its new settings; true when it got them.
+fn swap<T>(name: &str, running: &Option<watch::Sender<Arc<T>>>, new: Option<T>) -> bool {
+    match (running, new) {
+        (Some(tx), Some(settings)) => {
+            tx.send_replace(Arc::new(settings));
+            true
+        }
+        (None, None) => false,
+        (Some(_), None) => {
+            tracing::warn!(
+                service = name,
+                "removing a service needs a restart; it runs on with its old settings"
+            );
+            false
+        }
+        (None, Some(_)) => {
+            tracing::warn!(service = name, "adding a service needs a restart");
+            false
+        }
+    }
+}
+
+/// Runs every configured service until SIGTERM or SIGINT (or until one fails), then stops
+/// them all; SIGHUP reloads the configuration ([`Running::reload`]).
+async fn serve(cli: Cli, checked: Checked) -> anyhow::Result<()> {
     let signal = netboot_bins::shutdown_signal()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(signal);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -302,13 +385,23 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     };
     let mut services = tokio::task::JoinSet::new();
     let dhcp_stop = Arc::new(AtomicBool::new(false));
+    let mut running = Running {
+        dhcp: None,
+        tftp: None,
+        nbd: None,
+        ra: checked.ra.clone(),
+    };
     if let Some(nbd) = checked.nbd {
+        let (tx, rx) = watch::channel(Arc::new(nbd));
+        running.nbd = Some(tx);
         let stop = stopped();
-        services.spawn(async move { ("nbd", nbdd::run(nbd, stop, DRAIN).await) });
+        services.spawn(async move { ("nbd", nbdd::run_reloadable(rx, stop, DRAIN).await) });
     }
     if let Some(tftp) = checked.tftp {
+        let (tx, rx) = watch::channel(Arc::new(tftp));
+        running.tftp = Some(tx);
         let stop = stopped();
-        services.spawn(async move { ("tftp", tftpd::run(tftp, stop, DRAIN).await) });
+        services.spawn(async move { ("tftp", tftpd::run_reloadable(rx, stop, DRAIN).await) });
     }
     if let Some((config, mut interfaces)) = checked.ra {
         if interfaces.is_empty() {
@@ -318,9 +411,11 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         services.spawn(async move { ("ra", ra::run(config, interfaces, stop).await) });
     }
     if let Some(dhcp) = checked.dhcp {
+        let (tx, rx) = watch::channel(Arc::new(dhcp));
+        running.dhcp = Some(tx);
         let flag = Arc::clone(&dhcp_stop);
         // The DHCP server is blocking (its own threads and a group-commit journal).
-        let handle = tokio::task::spawn_blocking(move || dhcpd::run(dhcp, flag));
+        let handle = tokio::task::spawn_blocking(move || dhcpd::run_reloadable(rx, flag));
         services.spawn(async move {
             let r = handle
                 .await
@@ -331,11 +426,22 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     }
     tracing::info!(services = services.len(), "netbootd serving");
     let mut result = Ok(());
-    tokio::select! {
-        _ = signal => {}
-        Some(done) = services.join_next() => {
-            result = outcome(done);
-            tracing::error!("a service stopped early; stopping the others");
+    loop {
+        tokio::select! {
+            () = &mut signal => break,
+            Some(()) = hangup.recv() => {
+                // Checking reads files and walks the TFTP root: off the event loop.
+                let cli = cli.clone();
+                let r = std::mem::replace(&mut running, Running { dhcp: None, tftp: None, nbd: None, ra: None });
+                running = tokio::task::spawn_blocking(move || { r.reload(&cli); r })
+                    .await
+                    .context("the reload panicked")?;
+            }
+            Some(done) = services.join_next() => {
+                result = outcome(done);
+                tracing::error!("a service stopped early; stopping the others");
+                break;
+            }
         }
     }
     let _ = stop_tx.send(true);
