@@ -20,10 +20,13 @@
 //! sudo target/release/compare-storm [--nodes 100] [--runs 3] [--racks 4] [--farm DIR]
 //!                                   [--kernel-mib 8] [--initrd-mib 30] [--image-mib 64]
 //!                                   [--only ours|anchor] [--limit-secs 240] [--keep]
+//!                                   [--loss PERCENT]
 //! ```
 //! Needs root (namespaces) and dnsmasq and nbdkit (`scripts/install-tools.sh`). Ctrl-C stops
 //! the nodes, the servers and removes every namespace and temp file; `--keep` keeps the temp
-//! directory (payload, configs, leases, server logs) for a look afterwards.
+//! directory (payload, configs, leases, server logs) for a look afterwards. `--loss P` drops
+//! P % of the DHCP answers and TFTP datagrams (both ways) inside the nodes, a lossy LAN
+//! without netem, so both stacks' retransmission timers are part of the race.
 
 #[path = "../storm/mod.rs"]
 mod storm;
@@ -49,6 +52,7 @@ struct Opts {
     only: Option<Stack>,
     limit: Duration,
     keep: bool,
+    loss_ppm: u32,
 }
 
 fn parse_args() -> Opts {
@@ -63,6 +67,7 @@ fn parse_args() -> Opts {
         only: None,
         limit: Duration::from_secs(240),
         keep: false,
+        loss_ppm: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -83,6 +88,15 @@ fn parse_args() -> Opts {
             "--initrd-mib" => o.initrd_mib = num(val()),
             "--image-mib" => o.image_mib = num(val()),
             "--keep" => o.keep = true,
+            "--loss" => {
+                let v = val();
+                let pct: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (0.0..=50.0).contains(p))
+                    .unwrap_or_else(|| die(&format!("--loss PERCENT (0..=50), not {v}")));
+                o.loss_ppm = (pct * 10_000.0).round() as u32;
+            }
             "--limit-secs" => o.limit = Duration::from_secs(num(val()) as u64),
             "--only" => {
                 o.only = Some(match val().as_str() {
@@ -95,7 +109,7 @@ fn parse_args() -> Opts {
                 println!(
                     "compare-storm [--nodes N] [--runs N] [--racks N] [--farm DIR] \
                      [--kernel-mib N] [--initrd-mib N] [--image-mib N] [--only ours|anchor] \
-                     [--limit-secs N] [--keep]"
+                     [--limit-secs N] [--keep] [--loss PERCENT]"
                 );
                 std::process::exit(0);
             }
@@ -210,7 +224,7 @@ fn io_err(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
 }
 
 /// The nodes of one storm: half UEFI (arch 7), half BIOS (arch 0), dealt over the racks.
-fn specs(lab: &Lab, nodes: usize) -> Vec<Spec> {
+fn specs(lab: &Lab, nodes: usize, loss_ppm: u32) -> Vec<Spec> {
     (0..nodes)
         .map(|i| {
             let rack = &lab.racks[i % lab.racks.len()];
@@ -221,6 +235,7 @@ fn specs(lab: &Lab, nodes: usize) -> Vec<Spec> {
                 arch: if i % 2 == 0 { 7 } else { 0 },
                 ns_path: rack.ns_path(),
                 ifname: rack.ifname.clone(),
+                loss_ppm,
             }
         })
         .collect()
@@ -264,7 +279,7 @@ fn run_once(
     let procs = servers::start(stack, &lab, farm, &dir, bin_dir, o.nodes)?;
     let cpu = |procs: &[servers::Proc]| procs.iter().map(|p| p.cpu_seconds()).sum::<f64>();
     let (cpu0, me0) = (cpu(&procs), servers::cpu_seconds("self"));
-    let (outcomes, wall) = node::storm(&specs(&lab, o.nodes), payload, o.limit);
+    let (outcomes, wall) = node::storm(&specs(&lab, o.nodes, o.loss_ppm), payload, o.limit);
     let server_cpu = cpu(&procs) - cpu0;
     let client_cpu = servers::cpu_seconds("self") - me0;
     drop(procs);
@@ -316,12 +331,14 @@ fn main() {
     };
     let payload = Arc::new(payload);
     println!(
-        "boot storm: {} nodes in {} racks; kernel {:.1} MiB, initramfs {:.1} MiB, image {:.1} MiB",
+        "boot storm: {} nodes in {} racks; kernel {:.1} MiB, initramfs {:.1} MiB, image {:.1} MiB; \
+         simulated loss {:.2} %",
         o.nodes,
         o.racks,
         payload.tftp[node::KERNEL].len() as f64 / 1048576.0,
         payload.tftp[node::INITRD].len() as f64 / 1048576.0,
         payload.image.len() as f64 / 1048576.0,
+        f64::from(o.loss_ppm) / 10_000.0,
     );
 
     let mut runs: Vec<Vec<Run>> = stacks.iter().map(|_| Vec::new()).collect();

@@ -71,6 +71,10 @@ pub struct Spec {
     pub ns_path: PathBuf,
     /// The rack interface.
     pub ifname: String,
+    /// Simulated loss on the LAN, per million datagrams: DHCP answers and TFTP datagrams in
+    /// both directions are dropped at random (seeded per node), so both stacks' timers and
+    /// our clients' retransmissions get exercised. 0 = the veth's own (no) loss.
+    pub loss_ppm: u32,
 }
 
 /// What happened to one node.
@@ -113,6 +117,8 @@ pub fn boot(spec: &Spec, payload: &Payload, start: &Barrier, limit: Duration) ->
             payload,
             out: &mut out,
             deadline: t0 + limit,
+            rng: 0x2545_f491_4f6c_dd1d
+                ^ (spec.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         node.run(index, sock)
     });
@@ -135,6 +141,8 @@ struct Node<'a> {
     payload: &'a Payload,
     out: &'a mut Outcome,
     deadline: Instant,
+    /// xorshift state for the simulated loss.
+    rng: u64,
 }
 
 /// Which client is speaking DHCP.
@@ -214,6 +222,17 @@ impl Node<'_> {
         self.nbd_to_ram(lease2.addr, lab::SERVER)?;
         self.out.nbd += t.elapsed();
         Ok(())
+    }
+
+    /// Whether the simulated LAN loses this datagram.
+    fn lost(&mut self) -> bool {
+        if self.spec.loss_ppm == 0 {
+            return false;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % 1_000_000) < u64::from(self.spec.loss_ppm)
     }
 
     fn check(&self) -> Res<()> {
@@ -327,6 +346,7 @@ impl Node<'_> {
                         .options
                         .message_type
                         .is_some_and(|t| wanted.contains(&t))
+                    && !self.lost()
                 {
                     return Ok(reply.into_owned());
                 }
@@ -481,6 +501,9 @@ impl Node<'_> {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
+                if self.lost() {
+                    continue;
+                }
                 match tftp::Repr::parse(&buf[..n]) {
                     Ok(tftp::Repr::Oack(list)) => {
                         let o = tftp::Options::from_oack(&list)
@@ -558,6 +581,9 @@ impl Node<'_> {
             let Ok((n, from)) = sock.recv_from(&mut buf) else {
                 continue;
             };
+            if self.lost() {
+                continue;
+            }
             if peer.is_none() {
                 // The server's transfer port: from now on the kernel drops anything else.
                 sock.connect(from)
@@ -605,7 +631,9 @@ impl Node<'_> {
                         tries = 0;
                         until = Instant::now() + TFTP_TIMEOUT;
                         if data.len() < blksize {
-                            sock.send(&ack(next - 1)).map_err(|e| e.to_string())?;
+                            if !self.lost() {
+                                sock.send(&ack(next - 1)).map_err(|e| e.to_string())?;
+                            }
                             if offset != expect.len() {
                                 return Err(format!(
                                     "ended after {offset} of {} bytes",
@@ -639,7 +667,9 @@ impl Node<'_> {
                 }
                 _ => continue,
             }
-            sock.send(&last_sent).map_err(|e| e.to_string())?;
+            if !self.lost() {
+                sock.send(&last_sent).map_err(|e| e.to_string())?;
+            }
         }
     }
 
