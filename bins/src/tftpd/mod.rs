@@ -7,6 +7,12 @@
 //! caps bound sessions in total and per client address, the window in bytes and the time
 //! per transfer, so a flood of requests costs bounded memory. Files are confined to
 //! `--root` by `openat2(RESOLVE_BENEATH)`; uploads only with `--allow-write`.
+//!
+//! Requests on a wildcard listener are answered from the address they were sent to
+//! (`IP_PKTINFO`/`IPV6_PKTINFO`), so a multi-homed server never answers from another one.
+//! Requested names may be rewritten by `--remap` rules first (see [`Args`]). Under
+//! `netbootd`, [`run_reloadable`] takes new settings on SIGHUP: new requests use them,
+//! running transfers keep theirs, and listeners follow a changed `listen` list.
 
 mod config;
 mod fs;
@@ -99,9 +105,15 @@ pub struct Args {
     /// wall-clock time; on a quiet dedicated host it can save the wake-up per packet.
     #[arg(long, default_value_t = 0)]
     busy_poll_us: u64,
-    /// File of filename remap rules applied before root confinement (syntax in the
-    /// `remap` module docs: `exact`, `prefix`, `replace`, `backslash`; flags `i`, `s`).
-    #[arg(long, value_name = "FILE")]
+    /// File of filename remap rules, applied in order before root confinement.
+    ///
+    /// One rule a line (`#` comments): `exact[:FLAGS] PAT [REPL]` (the whole name),
+    /// `prefix[:FLAGS] PAT [REPL]` (a leading part), `replace[:FLAGS] PAT [REPL]` (every
+    /// occurrence), `backslash` (`\` → `/`). FLAGS: `i` ignores ASCII case, `s` stops after
+    /// this rule when it matched. REPL omitted or `""` is empty; `\s` is a space, `\\` a
+    /// backslash. A rule cannot reach outside the root: its result is checked like a
+    /// requested name.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     remap: Option<PathBuf>,
     /// Longest request accepted in bytes (RFC 2347 says 512).
     #[arg(long, default_value_t = wire::MAX_REQUEST_LEN)]
