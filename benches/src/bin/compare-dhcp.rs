@@ -11,8 +11,12 @@
 //!
 //! ```sh
 //! cargo build --release -p netboot-bins -p netboot-benches
-//! sudo target/release/compare-dhcp [--dhcpd target/release/netboot-dhcpd] [--runs 3] [--secs 3]
+//! sudo target/release/compare-dhcp [--dhcpd target/release/netboot-dhcpd] [--runs 3] [--secs 2] [--no-pin]
 //! ```
+//! By default the server runs on CPU 1 and perfdhcp on CPU 0 (taskset), so neither steals
+//! the other's core and each server is measured within one core; `--no-pin` lets both float.
+//! perfdhcp's own CPU is reported too: at about one core it is the ceiling.
+//!
 //! Needs root (namespaces), perfdhcp and kea-dhcp4 (Debian kea-admin, kea-dhcp4-server) and
 //! dnsmasq (scripts/install-tools.sh installs them).
 
@@ -28,8 +32,7 @@ const IF_CLIENT: &str = "cmpdhcpc";
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 const LADDER: &[u32] = &[
-    250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 10_000, 12_000, 15_000,
-    20_000,
+    500, 1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000, 25_000, 30_000,
 ];
 
 struct Opts {
@@ -37,6 +40,8 @@ struct Opts {
     runs: usize,
     secs: u32,
     only: Option<String>,
+    /// Pin the server to CPU 1 and perfdhcp to CPU 0 (`--no-pin`: both float over every CPU).
+    pin: bool,
 }
 
 fn opts() -> Opts {
@@ -46,8 +51,9 @@ fn opts() -> Opts {
             .and_then(|p| p.parent().map(|d| d.join("netboot-dhcpd")))
             .unwrap_or_else(|| PathBuf::from("netboot-dhcpd")),
         runs: 3,
-        secs: 3,
+        secs: 2,
         only: None,
+        pin: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -57,7 +63,10 @@ fn opts() -> Opts {
             "--runs" => o.runs = val().parse().expect("--runs N"),
             "--secs" => o.secs = val().parse().expect("--secs N"),
             "--only" => o.only = Some(val()),
-            _ => panic!("usage: compare-dhcp [--dhcpd PATH] [--runs N] [--secs N] [--only NAME]"),
+            "--no-pin" => o.pin = false,
+            _ => panic!(
+                "usage: compare-dhcp [--dhcpd PATH] [--runs N] [--secs N] [--only NAME] [--no-pin]"
+            ),
         }
     }
     o
@@ -134,6 +143,10 @@ impl Peer {
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", NS_SERVER]);
+        if o.pin {
+            // taskset execs the server, so the child's pid stays the server's.
+            cmd.args(["taskset", "-c", "1"]);
+        }
         match self {
             Peer::Ours | Peer::OursNoSync => {
                 let durability = if matches!(self, Peer::Ours) {
@@ -250,11 +263,24 @@ struct Step {
     acks: f64,
     /// Server CPU time per completed DORA over the whole round, microseconds.
     cpu_us: f64,
+    /// perfdhcp's CPU in this step, in cores (CPU seconds per second of run).
+    client_cores: f64,
+    /// perfdhcp's CPU per completed DORA in this step, microseconds.
+    client_us: f64,
 }
 
-fn perfdhcp(rate: u32, secs: u32) -> Option<Step> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", NS_CLIENT, "perfdhcp", "-4", "-l"])
+fn perfdhcp(rate: u32, o: &Opts) -> Option<Step> {
+    let secs = o.secs;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", NS_CLIENT]);
+    if o.pin {
+        cmd.args(["taskset", "-c", "0"]);
+    }
+    // /usr/bin/time reports perfdhcp's own CPU: when it nears one core, the client is the
+    // ceiling, not the server.
+    let out = cmd
+        .args(["/usr/bin/time", "-f", "CLIENT-CPU %U %S"])
+        .args(["perfdhcp", "-4", "-l"])
         .arg(CLIENT.to_string())
         // -W: wait 0.5 s after the run for answers still in flight, so they are not counted
         // as drops (the same for every server); the rate is then ACKs / run time, below.
@@ -263,6 +289,11 @@ fn perfdhcp(rate: u32, secs: u32) -> Option<Step> {
         .arg(SERVER.to_string())
         .output()
         .ok()?;
+    let client_cpu: f64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("CLIENT-CPU "))
+        .flat_map(|l| l.split_whitespace().filter_map(|v| v.parse::<f64>().ok()))
+        .sum();
     let text = String::from_utf8_lossy(&out.stdout);
     let nums = |key: &str| -> Vec<f64> {
         text.lines()
@@ -287,6 +318,8 @@ fn perfdhcp(rate: u32, secs: u32) -> Option<Step> {
         latency_ms: avg.iter().take(2).sum(),
         acks: recv[1],
         cpu_us: 0.0,
+        client_cores: client_cpu / f64::from(secs),
+        client_us: client_cpu * 1e6 / recv[1].max(1.0),
     })
 }
 
@@ -303,16 +336,18 @@ fn round(peer: Peer, o: &Opts, round: usize) -> Step {
     let mut best = Step::default();
     let mut acks = 0.0;
     for &rate in LADDER {
-        let Some(step) = perfdhcp(rate, o.secs) else {
+        let Some(step) = perfdhcp(rate, o) else {
             break;
         };
         acks += step.acks;
         eprintln!(
-            "  {} round {round}: offered {rate:>6}/s achieved {:>9.1}/s drops {:>6.3} % latency {:.2} ms",
+            "  {} round {round}: offered {rate:>6}/s achieved {:>9.1}/s drops {:>6.3} % latency {:.2} ms perfdhcp {:.2} cores, {:.0} us/DORA",
             peer.name(),
             step.rate,
             step.drop_ratio * 100.0,
-            step.latency_ms
+            step.latency_ms,
+            step.client_cores,
+            step.client_us
         );
         // Clean: under 0.1 % drops and perfdhcp actually reached most of the offered rate.
         if step.drop_ratio >= 0.001 || step.rate < 0.9 * f64::from(rate) {
@@ -384,21 +419,35 @@ fn main() {
         let lat = median(rounds.iter().map(|s| s.latency_ms).collect());
         let offered = median(rounds.iter().map(|s| f64::from(s.offered)).collect());
         let cpu = median(rounds.iter().map(|s| s.cpu_us).collect());
-        results.push((peer, rate, lat, offered, cpu));
+        let client = median(rounds.iter().map(|s| s.client_cores).collect());
+        results.push((peer, rate, lat, offered, cpu, client));
     }
     println!(
-        "\nDORA/s with < 0.1 % drops (perfdhcp relayed, {} s steps, median of {} rounds)",
-        o.secs, o.runs
+        "\nDORA/s with < 0.1 % drops (perfdhcp relayed, {} s steps, median of {} rounds, {})",
+        o.secs,
+        o.runs,
+        if o.pin {
+            "server pinned to CPU 1, perfdhcp to CPU 0"
+        } else {
+            "unpinned"
+        }
     );
     println!(
-        "{:<15} {:>10} {:>9} {:>14} {:>12} {:>14} {:>12}",
-        "server", "offered/s", "DORA/s", "DO+RA latency", "rate ratio", "CPU us/DORA", "CPU ratio"
+        "{:<15} {:>10} {:>9} {:>14} {:>12} {:>14} {:>12} {:>15}",
+        "server",
+        "offered/s",
+        "DORA/s",
+        "DO+RA latency",
+        "rate ratio",
+        "CPU us/DORA",
+        "CPU ratio",
+        "perfdhcp cores"
     );
     let ours = results
         .iter()
         .find(|r| matches!(r.0, Peer::Ours))
         .map(|r| (r.1, r.4));
-    for (peer, rate, lat, offered, cpu) in &results {
+    for (peer, rate, lat, offered, cpu, client) in &results {
         let ratio = match ours {
             Some((o, _)) if *rate > 0.0 => format!("{:.2}x", o / rate),
             _ => "-".into(),
@@ -409,17 +458,19 @@ fn main() {
             _ => "-".into(),
         };
         println!(
-            "{:<15} {:>10.0} {:>9.0} {:>11.2} ms {:>12} {:>14.1} {:>12}",
+            "{:<15} {:>10.0} {:>9.0} {:>11.2} ms {:>12} {:>14.1} {:>12} {:>15.2}",
             peer.name(),
             offered,
             rate,
             lat,
             ratio,
             cpu,
-            cpu_ratio
+            cpu_ratio,
+            client
         );
     }
     println!(
-        "rate ratio = ours / theirs (DORA/s); CPU ratio = theirs / ours (server CPU per completed DORA over the whole ladder)"
+        "rate ratio = ours / theirs (DORA/s); CPU ratio = theirs / ours (server CPU per completed DORA over the whole ladder);\n\
+         perfdhcp cores = the client's CPU at the best step (near 1.0: perfdhcp, not the server, is the ceiling)"
     );
 }
