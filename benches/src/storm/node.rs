@@ -925,3 +925,176 @@ pub fn storm(specs: &[Spec], payload: &Arc<Payload>, limit: Duration) -> (Vec<Ou
         .collect();
     (outcomes, t0.elapsed())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node<'a>(spec: &'a Spec, payload: &'a Payload, out: &'a mut Outcome) -> Node<'a> {
+        Node {
+            spec,
+            payload,
+            out,
+            deadline: Instant::now() + Duration::from_secs(30),
+            rng: 1,
+        }
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            index: 3,
+            mac: [0x52, 0x54, 0, 0x5e, 0, 3],
+            arch: 7,
+            ns_path: PathBuf::new(),
+            ifname: String::new(),
+            loss_ppm: 0,
+        }
+    }
+
+    #[test]
+    fn ovmf_rrq_carries_its_options() {
+        let opts = tftp::Options {
+            tsize: Some(0),
+            blksize: Some(1468),
+            windowsize: Some(4),
+            ..Default::default()
+        };
+        let bytes = rrq(KERNEL, &opts).unwrap();
+        let Ok(tftp::Repr::Rrq(req)) = tftp::Repr::parse(&bytes) else {
+            panic!("not an RRQ: {bytes:?}");
+        };
+        assert_eq!(req.filename, KERNEL.as_bytes());
+        assert_eq!(req.mode, tftp::Mode::Octet);
+        assert_eq!(tftp::Options::from_request(&req.options), opts);
+    }
+
+    /// A scripted server on loopback: OACK with windowsize 4, then the first window loses
+    /// block 2. The client must acknowledge block 1 as soon as block 3 shows the gap, take
+    /// the window again from block 2, and end with every byte right.
+    #[test]
+    fn windowed_fetch_acks_a_gap_and_finishes() {
+        let file: Vec<u8> = (0..10 * 1468 + 100).map(|i| (i * 7 % 251) as u8).collect();
+        let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = listen.local_addr().unwrap();
+        let expect = file.clone();
+        let script = std::thread::spawn(move || -> Vec<u16> {
+            let mut buf = [0u8; 2048];
+            listen
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let (n, client) = listen.recv_from(&mut buf).unwrap();
+            let Ok(tftp::Repr::Rrq(req)) = tftp::Repr::parse(&buf[..n]) else {
+                panic!("expected an RRQ");
+            };
+            let asked = tftp::Options::from_request(&req.options);
+            assert_eq!((asked.blksize, asked.windowsize), (Some(1468), Some(4)));
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.connect(client).unwrap();
+            let mut oack = [0u8; 64];
+            let n = asked.emit_oack(&mut oack).unwrap();
+            s.send(&oack[..n]).unwrap();
+            let mut acks = Vec::new();
+            let recv_ack = |acks: &mut Vec<u16>| {
+                let mut b = [0u8; 16];
+                let n = s.recv(&mut b).unwrap();
+                let Ok(tftp::Repr::Ack { block }) = tftp::Repr::parse(&b[..n]) else {
+                    panic!("expected an ACK");
+                };
+                acks.push(block);
+                block
+            };
+            assert_eq!(recv_ack(&mut acks), 0);
+            let blocks = file.len() / 1468 + 1;
+            let send = |b: usize| {
+                let data = &file[(b - 1) * 1468..(b * 1468).min(file.len())];
+                let mut d = vec![0u8; 4 + data.len()];
+                let n = tftp::Repr::Data {
+                    block: b as u16,
+                    data,
+                }
+                .emit(&mut d)
+                .unwrap();
+                s.send(&d[..n]).unwrap();
+            };
+            // First window with block 2 lost: 1, 3, 4.
+            for b in [1, 3, 4] {
+                send(b);
+            }
+            let mut next = recv_ack(&mut acks) as usize + 1;
+            while next <= blocks {
+                let end = (next + 3).min(blocks);
+                for b in next..=end {
+                    send(b);
+                }
+                next = recv_ack(&mut acks) as usize + 1;
+            }
+            acks
+        });
+        let (spec, payload) = (
+            spec(),
+            Payload {
+                tftp: HashMap::new(),
+                image: Vec::new(),
+            },
+        );
+        let mut out = Outcome::default();
+        let opts = tftp::Options {
+            blksize: Some(1468),
+            windowsize: Some(4),
+            ..Default::default()
+        };
+        node(&spec, &payload, &mut out)
+            .tftp_fetch(Ipv4Addr::LOCALHOST, server, "f", opts, &expect)
+            .unwrap();
+        let acks = script.join().unwrap();
+        // ACK 0 for the OACK, ACK 1 at the gap, then one per window, the last one 11.
+        assert_eq!(acks, vec![0, 1, 5, 9, 11]);
+        assert_eq!(out.tftp_retries, 0);
+    }
+
+    /// A file that differs from the local copy fails the node.
+    #[test]
+    fn a_wrong_byte_fails_the_fetch() {
+        let file = vec![7u8; 1000];
+        let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = listen.local_addr().unwrap();
+        let mut expect = file.clone();
+        expect[500] = 8;
+        let script = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            listen
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let (_, client) = listen.recv_from(&mut buf).unwrap();
+            // No OACK: options refused, plain 512-byte lockstep (RFC 2347).
+            let mut d = vec![0u8; 4 + 512];
+            let n = tftp::Repr::Data {
+                block: 1,
+                data: &file[..512],
+            }
+            .emit(&mut d)
+            .unwrap();
+            listen.send_to(&d[..n], client).unwrap();
+        });
+        let (spec, payload) = (
+            spec(),
+            Payload {
+                tftp: HashMap::new(),
+                image: Vec::new(),
+            },
+        );
+        let mut out = Outcome::default();
+        let err = node(&spec, &payload, &mut out)
+            .tftp_fetch(
+                Ipv4Addr::LOCALHOST,
+                server,
+                "f",
+                tftp::Options::default(),
+                &expect,
+            )
+            .unwrap_err();
+        script.join().unwrap();
+        assert!(err.contains("block 1 differs"), "{err}");
+    }
+}
