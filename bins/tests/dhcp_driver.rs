@@ -81,7 +81,7 @@ def exchange(options, xid):
     p = sn.results[0]
     opts = dict(o for o in p[DHCP].options if isinstance(o, tuple))
     file = p[BOOTP].file.rstrip(b"\0").decode() or "-"
-    print("REPLY type=%s mac=%s ip=%s yiaddr=%s file=%s" % (opts.get("message-type"), p[Ether].dst, p[IP].dst, p[BOOTP].yiaddr, file))
+    print("REPLY type=%s mac=%s ip=%s yiaddr=%s file=%s sid=%s" % (opts.get("message-type"), p[Ether].dst, p[IP].dst, p[BOOTP].yiaddr, file, opts.get("server_id")))
     return p, opts
 
 if len(sys.argv) > 5:
@@ -110,21 +110,27 @@ fn scapy_exchange(net: &NetPair, dir: &Scratch, mac: &str, flags: u16, xid: u32)
 
 /// Runs the scapy client in `b` with `args` after the interface; returns its reply lines.
 fn scapy(net: &NetPair, dir: &Scratch, args: &[&str]) -> Vec<String> {
+    let (ok, lines) = scapy_on(net, &net.b_if, dir, args);
+    assert!(ok, "scapy client: {lines:?}");
+    lines
+}
+
+/// Runs the scapy client on interface `iface` of `b`; returns whether it got every reply,
+/// and its output lines.
+fn scapy_on(net: &NetPair, iface: &str, dir: &Scratch, args: &[&str]) -> (bool, Vec<String>) {
     let script = dir.path("client.py");
     std::fs::write(&script, SCAPY_CLIENT).unwrap();
-    let mut argv = vec![script.display().to_string(), net.b_if.clone()];
+    let mut argv = vec![script.display().to_string(), iface.to_owned()];
     argv.extend(args.iter().map(|a| a.to_string()));
     let out = net.b.run(PYTHON, argv, Duration::from_secs(60));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "scapy client: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines()
-        .filter(|l| l.starts_with("REPLY"))
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let lines = text
+        .lines()
+        .filter(|l| l.starts_with("REPLY") || !out.status.success())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    (out.status.success(), lines)
 }
 
 #[test]
@@ -372,4 +378,113 @@ fn reload_swaps_pools_and_boot_policy_and_keeps_granted_leases() {
     assert!(read_log(&log).contains("lease journal flushed"));
     assert_eq!(journal_records(&dir.path("leases.journal")), 3);
     assert!(!dir.path("other.journal").exists());
+}
+
+#[test]
+fn the_arrival_interface_picks_subnet_and_server_id_and_filters() {
+    assert!(Path::new(PYTHON).exists(), "{PYTHON} (with scapy) missing");
+    let net = NetPair::new("dhif");
+    let dir = Scratch::new("ifaces");
+    // A second link between the namespaces, on a /24 of its own (not a_addr's).
+    let third = if net.a_addr.octets()[..3] == [198, 19, 100] {
+        101
+    } else {
+        100
+    };
+    let a2 = Ipv4Addr::new(198, 19, third, 1);
+    let (if_a2, if_b2) = (format!("{}x", net.a_if), format!("{}x", net.b_if));
+    netboot_testkit::ip(&[
+        "link",
+        "add",
+        &if_a2,
+        "netns",
+        net.a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &if_b2,
+        "netns",
+        net.b.name(),
+    ]);
+    netboot_testkit::ip(&[
+        "-n",
+        net.a.name(),
+        "addr",
+        "add",
+        &format!("{a2}/24"),
+        "dev",
+        &if_a2,
+    ]);
+    netboot_testkit::ip(&["-n", net.a.name(), "link", "set", &if_a2, "up"]);
+    netboot_testkit::ip(&["-n", net.b.name(), "link", "set", &if_b2, "up"]);
+    let write = |interfaces: &str| {
+        let text = format!(
+            r#"[server]
+interfaces = [{interfaces}]
+lease_file = "{journal}"
+
+[[subnet]]
+network = "198.19.{third}.0/24"
+range = ["198.19.{third}.10", "198.19.{third}.20"]
+
+[[subnet]]
+network = "198.18.0.0/15"
+range = ["198.19.250.10", "198.19.250.250"]
+"#,
+            journal = dir.path("leases.journal").display(),
+        );
+        let p = dir.path("dhcpd.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let sid_and_net = |lines: &[String]| -> (String, u8) {
+        let l = &lines[0];
+        let ip: Ipv4Addr = field(l, "yiaddr").parse().unwrap();
+        (field(l, "sid").to_owned(), ip.octets()[2])
+    };
+    // Every interface: each link gets its own subnet and our address on it as option 54.
+    let log = dir.path("all.log");
+    let server = start(&net, &write(""), &log);
+    let (ok, first) = scapy_on(
+        &net,
+        &net.b_if,
+        &dir,
+        &["02:00:00:00:1f:01", "0x8000", "0x1f00"],
+    );
+    assert!(ok, "{first:?}\n{}", read_log(&log));
+    assert_eq!(
+        sid_and_net(&first),
+        (net.a_addr.to_string(), 250),
+        "{first:?}"
+    );
+    let (ok, second) = scapy_on(
+        &net,
+        &if_b2,
+        &dir,
+        &["02:00:00:00:1f:02", "0x8000", "0x1f10"],
+    );
+    assert!(ok, "{second:?}\n{}", read_log(&log));
+    assert_eq!(sid_and_net(&second), (a2.to_string(), third), "{second:?}");
+    drop(server);
+    // Only the first link configured: the second one is not answered.
+    let log = dir.path("one.log");
+    let _server = start(&net, &write(&format!("\"{}\"", net.a_if)), &log);
+    let (ok, lines) = scapy_on(
+        &net,
+        &if_b2,
+        &dir,
+        &["02:00:00:00:1f:03", "0x8000", "0x1f20"],
+    );
+    assert!(
+        !ok && lines.iter().any(|l| l.contains("NOREPLY")),
+        "{lines:?}"
+    );
+    let (ok, lines) = scapy_on(
+        &net,
+        &net.b_if,
+        &dir,
+        &["02:00:00:00:1f:04", "0x8000", "0x1f30"],
+    );
+    assert!(ok, "{lines:?}");
 }

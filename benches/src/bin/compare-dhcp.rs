@@ -284,7 +284,12 @@ fn perfdhcp(rate: u32, o: &Opts) -> Option<Step> {
         .arg(CLIENT.to_string())
         // -W: wait 0.5 s after the run for answers still in flight, so they are not counted
         // as drops (the same for every server); the rate is then ACKs / run time, below.
-        .args(["-r", &rate.to_string(), "-R", "1000000", "-W", "500000"])
+        // -R: 50,000 distinct clients, fewer than the 65,000 pool addresses. With more
+        // (perfdhcp's random MACs out of a million), the ladder's cumulative new clients fill
+        // the pool after ~65,000 DORAs and every server then drops everything new: that, not
+        // the servers, was the old "ceiling". Repeat clients get their address again (a
+        // full DORA each, durable for ours, like a farm rebooting).
+        .args(["-r", &rate.to_string(), "-R", "50000", "-W", "500000"])
         .args(["-p", &secs.to_string()])
         .arg(SERVER.to_string())
         .output()

@@ -34,7 +34,7 @@ struct File {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
-    /// Interfaces to serve (one socket each, SO_BINDTODEVICE); empty = every interface.
+    /// Interfaces served (by arrival interface, from IP_PKTINFO); empty = every one but lo.
     #[serde(default)]
     pub interfaces: Vec<String>,
     #[serde(default = "default_port")]

@@ -9,8 +9,11 @@
 //! broadcasts instead. This is what dnsmasq does with `SIOCSARP`, in the form the kernel's
 //! own tools use; the message is built by hand (48 bytes), no netlink crate needed.
 //!
-//! Cost: two syscalls (send, receive the ACK) per seeded reply; measured at a few
-//! microseconds (see the report in the commit that added this).
+//! Cost: two syscalls (send, receive the ACK) per seeded reply: 20,000 seeds took 51–75 ms
+//! (2.6–3.8 µs each, almost all of it kernel time) on the 2-core test machine under load.
+//! Only replies to unrelayed clients without an address and without the broadcast bit pay
+//! it. The kernel's table holds `gc_thresh3` entries (1024 by default) per namespace: in a
+//! bigger storm a seed fails with ENOBUFS and that reply is broadcast.
 
 use std::io;
 use std::net::Ipv4Addr;
