@@ -283,3 +283,36 @@ fn serving_goes_on_when_nobody_reads_the_log() {
     );
     drop(server);
 }
+
+#[test]
+fn sessions_spread_over_a_fixed_number_of_loops() {
+    let root = Scratch::new("threads");
+    make_root(&root.0);
+    let (server, addr) = start_loopback(&root.0, &["--threads", "3"]);
+    let want = std::fs::read(root.path("medium")).unwrap();
+    let fetches: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let sock = client("127.0.0.1:0", Duration::from_millis(300));
+                let w = if i % 2 == 0 { 1 } else { 4 };
+                let ws = w.to_string();
+                fetch(
+                    &sock,
+                    addr,
+                    &request(1, b"medium", "octet", &[("windowsize", &ws)]),
+                    512,
+                    w,
+                    false,
+                    LIMIT,
+                )
+                .data
+            })
+        })
+        .collect();
+    for f in fetches {
+        assert!(f.join().unwrap() == want, "log: {}", server_log(&root.0));
+    }
+    // Three event loops, the log writer and tokio's helpers at most; never one per transfer.
+    let threads = proc_status(server.id(), "Threads");
+    assert!(threads <= 6, "{threads} threads for 8 transfers");
+}

@@ -24,16 +24,11 @@ fn main() -> ExitCode {
         println!("netboot-tftpd: configuration ok");
         return ExitCode::from(netboot_bins::EXIT_OK);
     }
-    let rt = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads.into())
-            .enable_all()
-            .build()
-    };
+    // Single-threaded: with `--threads N` the server adds N - 1 more single-threaded loops
+    // and spreads sessions over them (no work stealing on the per-packet path).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {

@@ -119,7 +119,7 @@ pub struct Args {
     #[arg(long, default_value_t = wire::MAX_REQUEST_LEN)]
     max_request_len: usize,
     /// Event-loop threads (fixed, never one per transfer): 1 runs everything on a single
-    /// thread; more spread sessions over that many threads.
+    /// thread; more spread sessions round robin over that many single-threaded loops.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
     /// TOML file with any of the settings above (kebab-case keys); flags override it.
@@ -385,7 +385,21 @@ fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::new(ip, 69))
 }
 
+/// A listening socket. Its receive buffer is raised (best effort, the kernel caps it at
+/// `net.core.rmem_max`) so a burst of requests, e.g. a rack powering on, waits in the queue
+/// instead of being dropped.
 fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let sock = bind_std(addr)?;
+    let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(LISTEN_RCVBUF);
+    Ok(UdpSocket::from_std(sock)?)
+}
+
+/// Receive buffer asked for on listening sockets.
+const LISTEN_RCVBUF: usize = 1 << 20;
+
+/// A non-blocking UDP socket bound to `addr`, not yet registered with any event loop (a
+/// session registers its own with the loop it runs on).
+fn bind_std(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -404,7 +418,51 @@ fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())
         .with_context(|| format!("bind {addr}"))?;
-    Ok(UdpSocket::from_std(sock.into())?)
+    Ok(sock.into())
+}
+
+/// Event loops the sessions are spread over, round robin: the caller's own and, when it
+/// runs on a single-threaded runtime and `threads` asks for more, `threads - 1` more
+/// single-threaded loops on threads of their own. Each session runs wholly on one loop
+/// (its socket registered there), so a lockstep transfer never hops threads, while many
+/// transfers get more than one CPU. On a multi-threaded runtime (netbootd's) tokio spreads
+/// the sessions itself and no loops are added.
+struct Shards {
+    loops: Vec<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Shards {
+    fn new(threads: u16) -> anyhow::Result<Shards> {
+        let mut loops = Vec::new();
+        let single = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
+        for i in 1..if single { threads } else { 1 } {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            loops.push((rt.handle().clone(), stop));
+            std::thread::Builder::new()
+                .name(format!("tftp-loop-{i}"))
+                .spawn(move || {
+                    let _ = rt.block_on(stopped);
+                })?;
+        }
+        Ok(Shards {
+            loops,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        let n =
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (self.loops.len() + 1);
+        match n.checked_sub(1).and_then(|i| self.loops.get(i)) {
+            Some((handle, _)) => drop(handle.spawn(f)),
+            None => drop(tokio::spawn(f)),
+        }
+    }
 }
 
 /// Serves until `shutdown` completes, then stops accepting requests and gives transfers
@@ -438,13 +496,15 @@ pub async fn run_reloadable(
         peers: HashMap::new(),
         per_client: HashMap::new(),
     }));
+    // `threads` is read once: a reload does not add or remove event loops.
+    let shards = Arc::new(Shards::new(args.threads)?);
     let mut listeners = tokio::task::JoinSet::new();
     let mut bound: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
     for s in &args.listen {
         let addr = parse_listen(s)?;
         let sock = bind(addr)?;
         tracing::info!(listen = %sock.local_addr()?, root = %args.root.clone().unwrap_or_default().display(), write = args.allow_write, "serving");
-        let h = listeners.spawn(listen(sock, ctx_rx.clone(), table.clone()));
+        let h = listeners.spawn(listen(sock, ctx_rx.clone(), table.clone(), shards.clone()));
         bound.insert(addr, h);
     }
     tokio::pin!(shutdown);
@@ -473,7 +533,7 @@ pub async fn run_reloadable(
                         continue;
                     }
                 }
-                rebind(&args, &mut bound, &mut listeners, &ctx_rx, &table);
+                rebind(&args, &mut bound, &mut listeners, &ctx_rx, &table, &shards);
             }
         }
     }
@@ -501,6 +561,7 @@ fn rebind(
     listeners: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     ctx: &watch::Receiver<Arc<Ctx>>,
     table: &Arc<Mutex<Table>>,
+    shards: &Arc<Shards>,
 ) {
     let wanted: Vec<SocketAddr> = args
         .listen
@@ -522,7 +583,7 @@ fn rebind(
         match bind(addr) {
             Ok(sock) => {
                 tracing::info!(listen = %addr, "serving");
-                let h = listeners.spawn(listen(sock, ctx.clone(), table.clone()));
+                let h = listeners.spawn(listen(sock, ctx.clone(), table.clone(), shards.clone()));
                 bound.insert(addr, h);
             }
             Err(e) => tracing::warn!(listen = %addr, error = %format!("{e:#}"), "cannot listen"),
@@ -621,6 +682,7 @@ async fn listen(
     sock: UdpSocket,
     ctx: watch::Receiver<Arc<Ctx>>,
     table: Arc<Mutex<Table>>,
+    shards: Arc<Shards>,
 ) -> anyhow::Result<()> {
     let local = sock.local_addr()?;
     let mut buf = vec![0u8; 65536];
@@ -686,14 +748,14 @@ async fn listen(
         };
         // The session's port is its transfer ID; bound on the address the client talked to
         // so replies leave from it.
-        let session_sock = match bind(session_addr(local, dst, peer)) {
+        let session_sock = match bind_std(session_addr(local, dst, peer)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(client = %peer, error = %e, "cannot open a session socket");
                 continue;
             }
         };
-        tokio::spawn(session::serve(
+        shards.spawn(session::serve(
             ctx,
             session_sock,
             peer,

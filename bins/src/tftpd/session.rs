@@ -29,12 +29,16 @@ const BATCH: usize = 64;
 /// Serves one request that arrived on a listening socket.
 pub(super) async fn serve(
     ctx: Arc<Ctx>,
-    sock: UdpSocket,
+    sock: std::net::UdpSocket,
     peer: SocketAddr,
     request: Vec<u8>,
     guard: SessionGuard,
 ) {
     let start = Instant::now();
+    // Registered here, with the event loop this session runs on.
+    let Ok(sock) = UdpSocket::from_std(sock) else {
+        return;
+    };
     let (req, write) = match Repr::parse_with_limit(&request, ctx.max_request_len) {
         Ok(Repr::Rrq(r)) => (r, false),
         Ok(Repr::Wrq(r)) => (r, true),
