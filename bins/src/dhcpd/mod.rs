@@ -243,8 +243,12 @@ pub fn run_reloadable(mut reload: Reload<Loaded>, shutdown: Arc<AtomicBool>) -> 
             std::thread::spawn(move || serve(s, &shared))
         })
         .collect();
-    // Reloads until shutdown, or until a listener fails.
-    while !shutdown.load(Ordering::SeqCst) && !threads.iter().any(|t| t.is_finished()) {
+    // Reloads until shutdown, or until a listener or the committer fails.
+    let failed = || {
+        threads.iter().any(|t| t.is_finished())
+            || committer.as_ref().is_some_and(|c| c.is_finished())
+    };
+    while !shutdown.load(Ordering::SeqCst) && !failed() {
         std::thread::sleep(Duration::from_millis(100));
         // An error means the sender is gone: no more reloads, keep serving.
         if reload.has_changed().unwrap_or(false) {
