@@ -1,8 +1,9 @@
 //! STARTTLS against libnbd (GnuTLS) and nbdinfo, with certificates made by the openssl CLI
 //! in a scratch directory: TLS required (verified server, structured replies negotiated
 //! again after STARTTLS, plaintext clients refused with ERR_TLS_REQD, a client that does
-//! not trust the server's CA fails), and TLS optional with client certificates (plaintext
-//! served, a TLS client with a certificate from the CA served, one without refused).
+//! not trust the server's CA fails, junk after STARTTLS ends only that connection), and TLS
+//! optional with client certificates (plaintext served, a TLS client with a certificate from
+//! the CA served, one without refused).
 
 use netboot_testkit::{
     Background, Scratch, free_tcp_port, require_tool, run_with_timeout, wait_for_tcp,
@@ -72,6 +73,23 @@ for opt in (3, 8, 7):  # LIST, STRUCTURED_REPLY, GO (with a malformed body: stil
 s.sendall(b"IHAVEOPT" + struct.pack(">II", 1, 4) + b"root")
 assert recvn(1) == b"", "EXPORT_NAME without TLS was answered"
 s.close()
+# Hostile STARTTLS: junk instead of a TLS ClientHello, and bytes sent right behind the
+# option (they would be taken as TLS): each ends its connection, the server goes on.
+for tail in (b"", b"junk right behind STARTTLS"):
+    s = socket.create_connection(("127.0.0.1", int(pa)))
+    assert recvn(18)[:16] == b"NBDMAGICIHAVEOPT"
+    s.sendall(struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 5, 0) + tail)
+    magic, o, typ, ln = struct.unpack(">QIII", recvn(20))
+    assert (o, typ) == (5, 1), (o, typ)
+    if not tail:
+        s.sendall(b"\x16\x03\x01\x00\x05hello, not TLS" * 10)
+    s.settimeout(10)
+    try:
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    s.close()
 
 # A client that does not trust the server's CA does not connect.
 refused(tls(wrong_dir), "nbds://127.0.0.1:%s/root" % pa, "untrusted server accepted")
@@ -280,4 +298,6 @@ fn starttls_with_libnbd_and_nbdinfo() {
     );
     let log = String::from_utf8_lossy(&la.stderr);
     assert!(log.contains("tls=true"), "{log}");
+    assert!(log.contains("data after STARTTLS"), "{log}");
+    assert!(log.contains("TLS handshake failed"), "{log}");
 }
