@@ -18,6 +18,11 @@ const SERVER: &str = "198.19.254.1";
 /// Boots `firmware` ("uefi" or "bios") and returns the first TFTP RRQ file name and the
 /// server's log. With `proxy`, dnsmasq hands out the addresses and ours runs as proxyDHCP.
 fn boot(firmware: &str, proxy: bool) -> (String, String) {
+    boot_with(firmware, proxy, "")
+}
+
+/// [`boot`] with `extra` appended to the server's configuration.
+fn boot_with(firmware: &str, proxy: bool, extra: &str) -> (String, String) {
     // One VM at a time: TCG guests on two shared cores slow each other down past their own
     // DHCP timeouts.
     static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -62,6 +67,7 @@ network = "198.19.254.0/24"
 range = ["198.19.254.100", "198.19.254.199"]
 routers = ["{SERVER}"]
 lease_time = 600
+{extra}
 "#,
             dir.0.join("leases").display()
         ),
@@ -191,4 +197,25 @@ fn ovmf_boots_through_our_proxy_next_to_dnsmasq() {
         !log.contains("lease bound"),
         "a proxy leases nothing: {log}"
     );
+}
+
+#[test]
+fn ovmf_shows_our_pxe_menu_and_boots_its_first_entry_through_4011() {
+    // A two-entry menu for x64 UEFI with a 1 s prompt: nobody presses F8, so EDK2 takes the
+    // first entry, asks the boot server (us, on 4011) for its type, and loads the file that
+    // answer names, not the rules' core.efi.
+    let menu = r#"
+[boot.menu]
+prompt = "Press F8 for the boot menu"
+timeout = 1
+[[boot.menu.item]]
+text = "Farm image (menu)"
+arch = [7, 9]
+file = "menu/first.efi"
+[[boot.menu.item]]
+text = "Local disk"
+arch = [7, 9]
+"#;
+    let (file, log) = boot_with("uefi", false, menu);
+    assert_eq!(file, "menu/first.efi", "{log}");
 }
