@@ -143,6 +143,14 @@ fn reload_applies_to_new_requests_and_running_transfers_keep_theirs() {
     // settings stay.
     tx.send_replace(Arc::new(settings(&two.0, &[p2], "")));
     eventually("the dropped port goes quiet", || !answers(p1));
+    // A specific address replaced by the wildcard on the same port: the old socket must go
+    // before the new one can bind.
+    let wild: SocketAddr = format!("0.0.0.0:{}", p2.port()).parse().unwrap();
+    let other: SocketAddr = format!("127.0.0.2:{}", p2.port()).parse().unwrap();
+    assert!(!answers(other), "127.0.0.2 is not served yet");
+    tx.send_replace(Arc::new(settings(&two.0, &[wild], "")));
+    eventually("the wildcard serves 127.0.0.2 too", || answers(other));
+    assert_eq!(get(p2, "a").data, b"two");
     let gone = Scratch::new("reload-gone");
     let mut bad = settings(&gone.0, &[p2], "");
     drop(gone);

@@ -533,7 +533,7 @@ pub async fn run_reloadable(
                         continue;
                     }
                 }
-                rebind(&args, &mut bound, &mut listeners, &ctx_rx, &table, &shards);
+                rebind(&args, &mut bound, &mut listeners, &ctx_rx, &table, &shards).await;
             }
         }
     }
@@ -555,7 +555,7 @@ pub async fn run_reloadable(
 }
 
 /// Makes the listeners match `args.listen`: stops those no longer listed, binds new ones.
-fn rebind(
+async fn rebind(
     args: &Args,
     bound: &mut HashMap<SocketAddr, tokio::task::AbortHandle>,
     listeners: &mut tokio::task::JoinSet<anyhow::Result<()>>,
@@ -580,7 +580,19 @@ fn rebind(
         if bound.contains_key(&addr) {
             continue;
         }
-        match bind(addr) {
+        // A listener stopped just above holds its port until the runtime drops its task
+        // (e.g. 127.0.0.1:69 replaced by 0.0.0.0:69): wait for that, briefly.
+        let mut tries = 0;
+        let bound_now = loop {
+            match bind(addr) {
+                Err(e) if tries < 50 && in_use(&e) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                r => break r,
+            }
+        };
+        match bound_now {
             Ok(sock) => {
                 tracing::info!(listen = %addr, "serving");
                 let h = listeners.spawn(listen(sock, ctx.clone(), table.clone(), shards.clone()));
@@ -589,6 +601,12 @@ fn rebind(
             Err(e) => tracing::warn!(listen = %addr, error = %format!("{e:#}"), "cannot listen"),
         }
     }
+}
+
+fn in_use(e: &anyhow::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::AddrInUse)
 }
 
 /// One received request: its bytes' length, who sent it, and the local address it was
