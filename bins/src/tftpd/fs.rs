@@ -172,6 +172,8 @@ pub struct ReadAhead<'f> {
     buf: Vec<u8>,
     start: u64,
     len: usize,
+    /// Where the block after the last one served starts.
+    next: u64,
 }
 
 impl<'f> ReadAhead<'f> {
@@ -182,19 +184,41 @@ impl<'f> ReadAhead<'f> {
             buf: Vec::new(),
             start: 0,
             len: 0,
+            next: 0,
         }
+    }
+
+    fn covers(&self, offset: u64, len: usize) -> bool {
+        let end = self.start + self.len as u64;
+        let at_eof = self.len < self.buf.len();
+        !self.buf.is_empty()
+            && offset >= self.start
+            && (offset + len as u64 <= end || (at_eof && offset <= end))
+    }
+
+    /// Reads the `len` bytes after the last block served, unless already buffered: called
+    /// while a lockstep session waits for the ACK, so the next block is a copy from memory
+    /// instead of a `pread` on the critical path. Errors are left for the real read.
+    pub fn prefetch(&mut self, len: usize) {
+        if self.covers(self.next, len) {
+            return;
+        }
+        self.buf.resize(READ_AHEAD.max(len), 0);
+        self.start = self.next;
+        self.len = (&mut &*self.file)
+            .read_at(self.start, &mut self.buf)
+            .unwrap_or(0);
     }
 }
 
 impl BlockSource for ReadAhead<'_> {
     fn read_at(&mut self, offset: u64, out: &mut [u8]) -> std::io::Result<usize> {
-        if out.len() >= READ_AHEAD / 2 {
+        self.next = offset + out.len() as u64;
+        let covered = self.covers(offset, out.len());
+        if !covered && out.len() >= READ_AHEAD / 2 {
             return (&mut &*self.file).read_at(offset, out);
         }
-        let end = self.start + self.len as u64;
-        let at_eof = self.len < self.buf.len();
-        let covered = offset >= self.start && (offset + out.len() as u64 <= end || at_eof);
-        if !covered || self.buf.is_empty() {
+        if !covered {
             self.buf.resize(READ_AHEAD, 0);
             self.start = offset;
             self.len = (&mut &*self.file).read_at(offset, &mut self.buf)?;
@@ -361,6 +385,23 @@ mod tests {
             let end = (off as usize + len).min(data.len());
             let want = data.get(off as usize..end).unwrap_or(&[]);
             assert_eq!(&out[..n], want, "at {off} len {len}");
+        }
+        // Prefetched blocks, small and large, in order and after a jump back.
+        let mut ra = ReadAhead::new(&file);
+        for (off, len) in [
+            (0, 8192),
+            (8192, 8192),
+            (16_384, 8192),
+            (0, 65_464),
+            (65_464, 65_464),
+            (512, 512),
+            (1024, 512),
+        ] {
+            let mut out = vec![0u8; len];
+            let n = ra.read_at(off, &mut out).unwrap();
+            let end = (off as usize + len).min(data.len());
+            assert_eq!(&out[..n], &data[off as usize..end], "at {off} len {len}");
+            ra.prefetch(len);
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -130,6 +130,7 @@ async fn serve_read(
     let mut armed = None;
     let mut sender = Sender::new(peer);
     let mut spin = Spin::new(!ctx.busy_poll.is_zero());
+    let mut acked = false;
     loop {
         let now = Instant::now();
         loop {
@@ -152,7 +153,13 @@ async fn serve_read(
         let Some(deadline) = tx.poll_timeout() else {
             break;
         };
-        // Lockstep is latency-bound: when the server is nearly idle, wait for the ACK by
+        // Lockstep is latency-bound: read the next block now, while the client turns the
+        // DATA around (not before its first ACK, so a client that never answers costs no
+        // buffer).
+        if neg.windowsize == 1 && acked {
+            src.prefetch(usize::from(neg.blksize));
+        }
+        // When the server is nearly idle, wait for the ACK by
         // polling for a few microseconds before going to sleep in epoll (a sleep and a
         // wake-up cost more than a client's whole turn, on a VM all the more).
         if spin.wanted() && guard.live() <= BUSY_POLL_MAX_SESSIONS {
@@ -161,6 +168,7 @@ async fn serve_read(
             match got {
                 Some(Ok((n, from))) if from == peer => {
                     tx.handle_datagram(Instant::now(), &rbuf[..n]);
+                    acked = true;
                     continue;
                 }
                 Some(Ok((_, from))) => {
@@ -174,7 +182,10 @@ async fn serve_read(
         tokio::select! {
             biased;
             r = sock.recv_from(&mut rbuf) => match r {
-                Ok((n, from)) if from == peer => tx.handle_datagram(Instant::now(), &rbuf[..n]),
+                Ok((n, from)) if from == peer => {
+                    tx.handle_datagram(Instant::now(), &rbuf[..n]);
+                    acked = true;
+                }
                 Ok((_, from)) => unknown_tid(sock, from).await,
                 Err(_) => {}
             },
