@@ -1,20 +1,26 @@
 //! Checks over a whole parsed document, shared by both dialects: duplicate keys and
 //! sections, `LIKE` targets and cycles, and the known-variable value rules.
 
-use crate::model::{Dialect, Document, EntryKind};
+use crate::model::{Dialect, Document, Entry, EntryKind};
 use crate::names::{Fold, Index, Key};
 use crate::{Diagnostic, Kind, known};
 use std::cmp::Ordering;
 
 pub(crate) fn run(doc: &mut Document<'_>) {
     let mut found = Vec::new();
-    duplicate_keys(doc, &mut found);
+    // The per-entry checks section by section, while its entries are in cache.
+    let mut idx = Vec::new();
+    let mut memo = Memo::default();
+    for s in &doc.sections {
+        let entries = doc.entries_of(s);
+        duplicate_keys(doc.dialect, entries, &mut idx, &mut found);
+        values(doc.dialect, entries, &mut memo, &mut found);
+    }
     let first = duplicate_sections(doc, &mut found);
     let any_like = doc.entries.iter().any(|e| e.kind == EntryKind::Like);
     if doc.dialect == Dialect::Lts5 && any_like {
         likes(doc, &first, &mut found);
     }
-    values(doc, &mut found);
     doc.diagnostics.extend(found);
     sort(&mut doc.diagnostics);
 }
@@ -35,57 +41,55 @@ fn cmp_key(dialect: Dialect, a: &str, b: &str) -> Ordering {
     }
 }
 
-#[inline(never)]
-fn duplicate_keys(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
-    let mut idx: Vec<usize> = Vec::new();
-    for s in &doc.sections {
-        let entries = doc.entries_of(s);
-        let same = |a: usize, b: usize| {
-            crate::key_eq(doc.dialect, entries[a].key.text, entries[b].key.text)
-        };
-        let mut report = |first: usize, again: usize| {
-            let (first, again) = (&entries[first], &entries[again]);
-            out.push(Diagnostic::warning(
-                Kind::DuplicateKey,
-                again.key.span,
-                format!(
-                    "`{}` is set again in this section (first at line {}): the last one wins",
-                    again.key.text, first.key.span.line
-                ),
-            ));
-        };
-        let assigns = || (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::Assign);
-        if entries.len() <= 16 {
-            // Small sections (nearly all): quadratic, but no allocation.
-            for (b, e) in entries.iter().enumerate() {
-                if e.kind != EntryKind::Assign {
-                    continue;
-                }
-                if let Some(a) = entries[..b].iter().rposition(|a| {
-                    a.kind == EntryKind::Assign
-                        && crate::key_eq(doc.dialect, a.key.text, e.key.text)
-                }) {
-                    report(a, b);
-                }
+/// The same key twice in one section's `entries` (`idx`: a buffer kept between calls).
+fn duplicate_keys(
+    dialect: Dialect,
+    entries: &[Entry<'_>],
+    idx: &mut Vec<usize>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let same =
+        |a: usize, b: usize| crate::key_eq(dialect, entries[a].key.text, entries[b].key.text);
+    let mut report = |first: usize, again: usize| {
+        let (first, again) = (&entries[first], &entries[again]);
+        out.push(Diagnostic::warning(
+            Kind::DuplicateKey,
+            again.key.span,
+            format!(
+                "`{}` is set again in this section (first at line {}): the last one wins",
+                again.key.text, first.key.span.line
+            ),
+        ));
+    };
+    let assigns = || (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::Assign);
+    if entries.len() <= 16 {
+        // Small sections (nearly all): quadratic, but no allocation.
+        for (b, e) in entries.iter().enumerate() {
+            if e.kind != EntryKind::Assign {
+                continue;
             }
-            continue;
+            if let Some(a) = entries[..b].iter().rposition(|a| {
+                a.kind == EntryKind::Assign && crate::key_eq(dialect, a.key.text, e.key.text)
+            }) {
+                report(a, b);
+            }
         }
-        idx.clear();
-        idx.extend(assigns());
-        idx.sort_by(|&a, &b| {
-            cmp_key(doc.dialect, entries[a].key.text, entries[b].key.text).then(a.cmp(&b))
-        });
-        for w in idx.windows(2) {
-            if same(w[0], w[1]) {
-                report(w[0], w[1]);
-            }
+        return;
+    }
+    idx.clear();
+    idx.extend(assigns());
+    idx.sort_by(|&a, &b| {
+        cmp_key(dialect, entries[a].key.text, entries[b].key.text).then(a.cmp(&b))
+    });
+    for w in idx.windows(2) {
+        if same(w[0], w[1]) {
+            report(w[0], w[1]);
         }
     }
 }
 
 /// Reports duplicate sections; returns lts5's first section for each name (what getltscfg's
 /// lookups find), which the `LIKE` check reuses.
-#[inline(never)]
 fn duplicate_sections(doc: &Document<'_>, out: &mut Vec<Diagnostic>) -> Index {
     let name_of = |i: usize| {
         let s = &doc.sections[i];
@@ -132,7 +136,6 @@ fn lost(first: &crate::Section<'_>, again: &crate::Section<'_>) -> Diagnostic {
 }
 
 /// `LIKE` targets must exist, and must not lead back (getltscfg would loop forever).
-#[inline(never)]
 fn likes(doc: &Document<'_>, first: &Index, out: &mut Vec<Diagnostic>) {
     let n = doc.sections.len();
     let by_name = |name: &str| {
@@ -221,29 +224,36 @@ fn likes(doc: &Document<'_>, first: &Index, out: &mut Vec<Diagnostic>) {
     }
 }
 
-#[inline(never)]
-fn values(doc: &Document<'_>, out: &mut Vec<Diagnostic>) {
-    // Files repeat a few keys (HOSTNAME in every section): remember the last lookup per
-    // small hash of the key, compared byte for byte.
-    let mut memo: [(&str, Option<&'static known::Known>); 16] = [("", None); 16];
-    for e in &doc.entries {
+/// Remembers the known-name lookups of repeated keys (HOSTNAME in every section): one slot
+/// per small hash of the key, compared byte for byte.
+#[derive(Default)]
+struct Memo<'d>([(&'d str, Option<&'static known::Known>); 16]);
+
+/// The known-variable value rules for `entries`.
+fn values<'d>(
+    dialect: Dialect,
+    entries: &[Entry<'d>],
+    memo: &mut Memo<'d>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for e in entries {
         if e.kind != EntryKind::Assign || !e.value.is_literal() {
             continue;
         }
-        if doc.dialect == Dialect::Lts5 && e.value.is_none() {
+        if dialect == Dialect::Lts5 && e.value.is_none() {
             continue;
         }
         let key = e.key.text;
         let slot = (key.len() ^ usize::from(key.as_bytes().first().copied().unwrap_or(0))) % 16;
-        let known = match memo[slot] {
+        let known = match memo.0[slot] {
             (k, known) if k == key && !k.is_empty() => known,
             _ => {
-                let known = known::lookup(doc.dialect, key);
-                memo[slot] = (key, known);
+                let known = known::lookup(dialect, key);
+                memo.0[slot] = (key, known);
                 known
             }
         };
-        if let Some(msg) = known::check_known(doc.dialect, known, key, &e.value.text()) {
+        if let Some(msg) = known::check_known(dialect, known, key, &e.value.text()) {
             out.push(Diagnostic::warning(Kind::Value, e.span(), msg));
         }
     }
