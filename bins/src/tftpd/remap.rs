@@ -277,6 +277,62 @@ mod tests {
         assert_eq!(run("prefix x", "xy").as_deref(), Some("y"));
     }
 
+    /// Random rules over a small alphabet full of `.`, `/` and `\\`, applied to random
+    /// names: whatever they produce, the name that reaches the file system has no `..`
+    /// component and is relative (the kernel's `RESOLVE_BENEATH` is the second guard).
+    #[test]
+    fn no_rule_output_passes_confinement_with_a_parent_component() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let alphabet = [".", "..", "/", "a", "\\\\", "../", "/.."];
+        let word = |next: &mut dyn FnMut(u64) -> u64| {
+            let len = 1 + next(4);
+            (0..len)
+                .map(|_| alphabet[next(alphabet.len() as u64) as usize])
+                .collect::<String>()
+        };
+        let ops = [
+            "exact",
+            "prefix",
+            "replace",
+            "exact:i",
+            "prefix:s",
+            "replace:is",
+        ];
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..1 + next(4) {
+                if next(5) == 0 {
+                    text.push_str("backslash\n");
+                    continue;
+                }
+                let op = ops[next(ops.len() as u64) as usize];
+                let (p, r) = (word(&mut next), word(&mut next));
+                text.push_str(&format!("{op} {p} {r}\n"));
+            }
+            let rules = Remap::parse(&text).unwrap();
+            let name = word(&mut next).replace("\\\\", "\\");
+            let Some(mapped) = rules.apply(name.as_bytes()) else {
+                continue;
+            };
+            for map_backslash in [false, true] {
+                if let Ok(rel) = super::super::fs::relative_name(&mapped, map_backslash) {
+                    assert!(
+                        !rel.split(|&b| b == b'/').any(|c| c == b"..")
+                            && rel.first() != Some(&b'/'),
+                        "{text:?} on {name:?} gave {:?}",
+                        String::from_utf8_lossy(&rel)
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn growth_is_bounded() {
         let rules = "replace a aaaaaaaa\n".repeat(10);
