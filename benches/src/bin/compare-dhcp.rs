@@ -392,7 +392,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let o = opts();
     // Fail early and clearly on what is missing.
-    for tool in ["perfdhcp", "kea-dhcp4", "dnsmasq", "ip", "ss"] {
+    for tool in [
+        "perfdhcp",
+        "kea-dhcp4",
+        "dnsmasq",
+        "ip",
+        "ss",
+        "taskset",
+        "/usr/bin/time",
+    ] {
         let found = Command::new("sh")
             .args([
                 "-c",
