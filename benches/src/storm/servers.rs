@@ -4,8 +4,8 @@
 //! run them for the same farm.
 //!
 //! Settings that are not the example's or the packages' defaults, and why: both stacks get
-//! the same TFTP session cap, two per node (dnsmasq's default of 50 and netbootd's of 128 are
-//! below what 100 OVMF nodes hold at once; 140 concurrent transfers were seen); dnsmasq runs
+//! the same TFTP session cap, two per node (dnsmasq's default of 50 is below what 100 OVMF
+//! nodes hold at once, 140 concurrent transfers were seen; netbootd's default is 1024); dnsmasq runs
 //! `--no-ping` (else up to 3 s per offer) and `--bind-dynamic` (with `--bind-interfaces` it
 //! logged a two-line warning about 3,900 times in a 4-node storm and ran 2x slower).
 
@@ -176,8 +176,8 @@ fn ours_config(lab: &Lab, farm: &Farm, dir: &Path, nodes: usize) -> Result<Strin
         ),
         ("198.18.0.0/24", format!("198.18.0.0/{PREFIX}")),
         // The same session cap dnsmasq gets (`--tftp-max`): each OVMF node briefly holds
-        // two sessions (the tsize probe and the real transfer), and the default of 128
-        // refused about a third of a 100-node storm with "Server busy".
+        // two sessions (the tsize probe and the real transfer); netbootd's old default of
+        // 128 refused about a third of a 100-node storm with "Server busy".
         (
             "listen = [\"198.18.0.1:69\"]",
             format!(

@@ -60,8 +60,10 @@ pub struct Args {
         default_value = "0.0.0.0:69"
     )]
     listen: Vec<String>,
-    /// Concurrent transfers at most.
-    #[arg(long, default_value_t = 128)]
+    /// Concurrent transfers at most. A rack of 100 OVMF machines powering on together holds
+    /// about 140 at its peak (each node's tsize probe overlaps its real fetch), and a refused
+    /// request is a failed boot; memory stays bounded by this × --max-window-bytes (64 MiB).
+    #[arg(long, default_value_t = 1024)]
     max_sessions: usize,
     /// Concurrent transfers per client address at most.
     #[arg(long, default_value_t = 16)]
