@@ -265,7 +265,7 @@ struct Step {
     acks: f64,
     /// Server CPU time per completed DORA over the whole round, microseconds.
     cpu_us: f64,
-    /// perfdhcp's CPU in this step, in cores (CPU seconds per second of run).
+    /// perfdhcp's CPU in this step, in cores (CPU seconds per second of its run).
     client_cores: f64,
     /// perfdhcp's CPU per completed DORA in this step, microseconds.
     client_us: f64,
@@ -278,8 +278,9 @@ fn perfdhcp(rate: u32, o: &Opts) -> Option<Step> {
     if o.pin {
         cmd.args(["taskset", "-c", "0"]);
     }
-    // /usr/bin/time reports perfdhcp's own CPU: when it nears one core, the client is the
-    // ceiling, not the server.
+    // /usr/bin/time reports perfdhcp's own CPU: when it nears one core (CPU seconds per
+    // second of its whole run, -W wait included), the client is the ceiling, not the server.
+    let started = Instant::now();
     let out = cmd
         .args(["/usr/bin/time", "-f", "CLIENT-CPU %U %S"])
         .args(["perfdhcp", "-4", "-l"])
@@ -296,6 +297,7 @@ fn perfdhcp(rate: u32, o: &Opts) -> Option<Step> {
         .arg(SERVER.to_string())
         .output()
         .ok()?;
+    let wall = started.elapsed().as_secs_f64().max(f64::from(secs));
     let client_cpu: f64 = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter_map(|l| l.strip_prefix("CLIENT-CPU "))
@@ -325,7 +327,7 @@ fn perfdhcp(rate: u32, o: &Opts) -> Option<Step> {
         latency_ms: avg.iter().take(2).sum(),
         acks: recv[1],
         cpu_us: 0.0,
-        client_cores: client_cpu / f64::from(secs),
+        client_cores: client_cpu / wall,
         client_us: client_cpu * 1e6 / recv[1].max(1.0),
     })
 }
