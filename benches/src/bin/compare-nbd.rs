@@ -12,8 +12,9 @@
 //!
 //! Prints medians of `--runs` runs (sequential and random) and `--storm-runs` storms, then
 //! ratios of ours against each anchor. A benchmark, not a test: numbers depend on the machine
-//! and its load. The default (1 GiB image, TCP, 3 runs, 1 storm of 32) takes about 4 minutes
-//! on 2 cores; `--runs 5 --storm-runs 5 --transports unix,tcp` is the full matrix.
+//! and its load. The default (1 GiB image, TCP, 3 runs, 1 storm of 32) took 169 s on this
+//! 2-core box at load ~2 (497 s at load ~20); `--runs 5 --storm-runs 5 --transports unix,tcp`
+//! is the full matrix (about 4x longer).
 //!
 //! ```sh
 //! cargo build --release -p netboot-bins --bin netboot-nbdd -p netboot-benches --bin compare-nbd
