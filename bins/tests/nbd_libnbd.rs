@@ -162,6 +162,9 @@ except nbd.Error:
 h = nbd.NBD()
 h.connect_systemd_socket_activation([binary, "--export", "a=" + img])
 assert h.get_size() == SIZE and h.pread(100, 200) == data[200:300]
+# Large reads of a file export leave by sendfile over the Unix socket: whole and unaligned.
+assert h.pread(SIZE, 0) == data
+assert h.pread(100001, 12345) == data[12345:112346]
 h.shutdown()
 h = nbd.NBD()
 h.connect_command([binary, "--stdio", "--export", "s=" + img + ",ram"])
