@@ -44,6 +44,12 @@ impl Default for Config {
     }
 }
 
+/// How long sending may fail before it is logged.
+pub const WARN_AFTER: Duration = Duration::from_secs(10);
+
+/// How soon a failed advertisement is tried again.
+pub const RETRY: Duration = Duration::from_millis(200);
+
 /// Solicitations answered per interface at most this often.
 pub const MIN_SOLICITED_GAP: Duration = Duration::from_millis(500);
 
@@ -132,6 +138,9 @@ struct Port {
     packet: Vec<u8>,
     to: SocketAddr,
     last_solicited: Option<Instant>,
+    /// When sending began to fail, while it does.
+    failing_since: Option<Instant>,
+    /// Whether the failure was logged.
     warned: bool,
 }
 
@@ -157,23 +166,26 @@ impl Port {
             packet: advertisement(mac),
             to: SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, index)),
             last_solicited: None,
+            failing_since: None,
             warned: false,
         })
     }
 
-    /// Sends one advertisement; a failure (typically IPv6 disabled on the interface, so there
-    /// is no link-local source address) is logged once and otherwise ignored.
+    /// Sends one advertisement. Failing for a moment is normal (no carrier yet, or a
+    /// link-local address still tentative); failing for [`WARN_AFTER`] is logged once.
     fn advertise(&mut self) {
         match self.socket.try_send_to(&self.packet, self.to) {
             Ok(_) => {
                 if self.warned {
                     tracing::info!(interface = %self.interface, "router advertisements sent again");
-                    self.warned = false;
                 }
+                self.failing_since = None;
+                self.warned = false;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => {
-                if !self.warned {
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if !self.warned && since.elapsed() >= WARN_AFTER {
                     tracing::warn!(interface = %self.interface, error = %e,
                         "cannot send the IPv6 router advertisement (is IPv6 enabled on the \
                          interface?); iPXE clients will wait about 12 s for IPv6");
@@ -183,8 +195,8 @@ impl Port {
         }
     }
 
-    /// Waits for a router solicitation and answers it (rate-limited).
-    async fn answer_solicitations(&mut self) {
+    /// Returns once a router solicitation arrives that the rate limit lets us answer.
+    async fn solicited(&mut self) {
         let mut buf = [0u8; 1500];
         loop {
             let Ok(n) = self.socket.recv(&mut buf).await else {
@@ -201,19 +213,28 @@ impl Port {
                 .is_none_or(|t| now.duration_since(t) >= MIN_SOLICITED_GAP)
             {
                 self.last_solicited = Some(now);
-                tracing::debug!(interface = %self.interface, "router solicitation answered");
-                self.advertise();
+                tracing::debug!(interface = %self.interface, "router solicitation");
+                return;
             }
         }
     }
 
-    /// Advertises now, every `interval`, and on solicitations; never returns.
+    /// Advertises now, every `interval`, and on solicitations; never returns. While sending
+    /// fails (the link has no carrier yet, or its link-local address is still tentative,
+    /// which is the case in the first second after a machine powers on and brings the link
+    /// up) it retries every [`RETRY`], because that is exactly when a client is waiting.
     async fn serve(mut self, interval: Duration) {
-        let mut tick = tokio::time::interval(interval);
+        let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tick.tick() => self.advertise(),
-                () = self.answer_solicitations() => {}
+                () = tokio::time::sleep_until(next) => {
+                    self.advertise();
+                    next = tokio::time::Instant::now() + interval;
+                }
+                () = self.solicited() => self.advertise(),
+            }
+            if self.failing_since.is_some() {
+                next = next.min(tokio::time::Instant::now() + RETRY);
             }
         }
     }
