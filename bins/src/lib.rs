@@ -38,8 +38,11 @@ pub fn init_logging() -> LogGuard {
         .lossy(true)
         .thread_name("log-writer")
         .finish(std::io::stderr());
+    // Colour only for a person at a terminal, never into log files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer)
         .try_init()
         .is_ok();
