@@ -169,6 +169,31 @@ fn ltsconf_errors_under_the_tftp_root_refuse_the_start() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
 
+/// Runs busybox udhcpc once in `net.b` with `extra` options; returns its output and the
+/// environment its script saw when bound (empty if it never bound).
+fn udhcpc(net: &NetPair, dir: &Scratch, extra: &[&str]) -> (Output, String) {
+    let script = dir.path("udhcpc.sh");
+    let env = dir.path("udhcpc.env");
+    let _ = std::fs::remove_file(&env);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
+            env.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = script.display().to_string();
+    let mut args = vec![
+        "-i", &net.b_if, "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", &script,
+    ];
+    args.extend_from_slice(extra);
+    let o = net.b.run("udhcpc", args, T);
+    let seen = std::fs::read_to_string(&env).unwrap_or_default();
+    (o, seen)
+}
+
 #[test]
 fn real_clients_use_all_three_services_then_sigterm_stops_it() {
     for t in ["udhcpc", "curl", "nbdinfo", "bash"] {
@@ -188,39 +213,11 @@ fn real_clients_use_all_three_services_then_sigterm_stops_it() {
     }
 
     // DHCP: a UEFI client gets an address and the UEFI boot file.
-    let script = dir.path("udhcpc.sh");
-    let env = dir.path("udhcpc.env");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
-            env.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let o = net.b.run(
-        "udhcpc",
-        [
-            "-i",
-            &net.b_if,
-            "-f",
-            "-q",
-            "-n",
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            &script.display().to_string(),
-            "-x",
-            "0x5d:0007",
-            "-V",
-            "PXEClient:Arch:00007:UNDI:003016",
-        ],
-        T,
+    let (o, seen) = udhcpc(
+        &net,
+        &dir,
+        &["-x", "0x5d:0007", "-V", "PXEClient:Arch:00007:UNDI:003016"],
     );
-    let seen = std::fs::read_to_string(&env).unwrap_or_default();
     assert!(
         o.status.success() && seen.contains("ip=198.19.251."),
         "udhcpc: {}\n{seen}",
@@ -481,37 +478,7 @@ fn sighup_reloads_every_service_without_dropping_nbd_clients() {
     assert!(o.status.success(), "curl: {}", text(&o));
     assert_eq!(std::fs::read(&got).unwrap(), b"reloaded\n");
     // New DHCP exchanges get the new boot file.
-    let env = dir.path("udhcpc.env");
-    let script = dir.path("udhcpc.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
-            env.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let o = net.b.run(
-        "udhcpc",
-        [
-            "-i",
-            &net.b_if,
-            "-f",
-            "-q",
-            "-n",
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            &script.display().to_string(),
-            "-x",
-            "0x5d:0000",
-        ],
-        T,
-    );
-    let seen = std::fs::read_to_string(&env).unwrap_or_default();
+    let (o, seen) = udhcpc(&net, &dir, &["-x", "0x5d:0000"]);
     assert!(o.status.success(), "udhcpc: {}", text(&o));
     assert!(
         seen.contains("boot_file=boot/bios-after-reload.0"),
