@@ -153,11 +153,11 @@ async fn serve_read(
         let Some(deadline) = tx.poll_timeout() else {
             break;
         };
-        // Lockstep is latency-bound: read the next block now, while the client turns the
-        // DATA around (not before its first ACK, so a client that never answers costs no
-        // buffer).
-        if neg.windowsize == 1 && acked {
-            src.prefetch(usize::from(neg.blksize));
+        // The transfer is latency-bound: read the next window now, while the client turns
+        // this one around, so answering its ACK is a copy from memory instead of a `pread`
+        // (not before its first ACK, so a client that never answers costs no buffer).
+        if acked {
+            src.prefetch(usize::from(neg.windowsize) * usize::from(neg.blksize));
         }
         // When the server is nearly idle, wait for the ACK by
         // polling for a few microseconds before going to sleep in epoll (a sleep and a
