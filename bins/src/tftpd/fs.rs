@@ -166,7 +166,8 @@ impl BlockSource for &ReadFile {
 const READ_AHEAD: usize = 16 * 1024;
 
 /// A [`BlockSource`] over a [`ReadFile`] with a small read-ahead buffer (allocated on first
-/// use, so a session that never gets an ACK costs nothing here).
+/// use, so a session that never gets an ACK costs nothing here), and blocks prefilled
+/// straight into the session's packet buffer.
 pub struct ReadAhead<'f> {
     file: &'f ReadFile,
     buf: Vec<u8>,
@@ -174,6 +175,16 @@ pub struct ReadAhead<'f> {
     len: usize,
     /// Where the block after the last one served starts.
     next: u64,
+    /// Blocks [`ReadAhead::prefill`] put where the engine will ask for them.
+    prefilled: Vec<Prefilled>,
+}
+
+/// A whole block already sitting in a packet buffer: the address of the data area it was
+/// read into and the file offset it came from.
+struct Prefilled {
+    at: usize,
+    offset: u64,
+    len: usize,
 }
 
 impl<'f> ReadAhead<'f> {
@@ -185,6 +196,7 @@ impl<'f> ReadAhead<'f> {
             start: 0,
             len: 0,
             next: 0,
+            prefilled: Vec::new(),
         }
     }
 
@@ -196,24 +208,57 @@ impl<'f> ReadAhead<'f> {
             && (offset + len as u64 <= end || (at_eof && offset <= end))
     }
 
-    /// Reads the `len` bytes after the last block served, unless already buffered: called
-    /// while a lockstep session waits for the ACK, so the next block is a copy from memory
-    /// instead of a `pread` on the critical path. Errors are left for the real read.
-    pub fn prefetch(&mut self, len: usize) {
-        if self.covers(self.next, len) {
+    /// Reads the blocks after the last one served into the packet slots where the engine
+    /// will write them next (`out` cut into `slot`-byte slots, each block `blksize` bytes
+    /// after a `header`), with one `preadv`, while the client turns the last window around.
+    /// If the ACK asks for those blocks, [`BlockSource::read_at`] finds them in place and
+    /// answering is no read and no copy; if it asks for anything else (a gap, a
+    /// retransmission), the prefilled blocks are forgotten and read again. Only octet-mode
+    /// offsets map to blocks this way. Errors are left for the real read.
+    pub fn prefill(&mut self, out: &mut [u8], slot: usize, header: usize, blksize: usize) {
+        self.prefilled.clear();
+        if blksize == 0 || self.next >= self.file.size {
             return;
         }
-        self.buf.resize(READ_AHEAD.max(len), 0);
-        self.start = self.next;
-        self.len = (&mut &*self.file)
-            .read_at(self.start, &mut self.buf)
-            .unwrap_or(0);
+        let mut at = Vec::new();
+        let mut iovs: Vec<std::io::IoSliceMut<'_>> = out
+            .chunks_exact_mut(slot)
+            .filter_map(|s| s.get_mut(header..header + blksize))
+            .map(|data| {
+                at.push(data.as_ptr() as usize);
+                std::io::IoSliceMut::new(data)
+            })
+            .collect();
+        let Ok(n) = rustix::io::preadv(&self.file.file, &mut iovs, self.next) else {
+            return;
+        };
+        self.prefilled
+            .extend(
+                at.into_iter()
+                    .take(n / blksize)
+                    .enumerate()
+                    .map(|(k, at)| Prefilled {
+                        at,
+                        offset: self.next + (k * blksize) as u64,
+                        len: blksize,
+                    }),
+            );
     }
 }
 
 impl BlockSource for ReadAhead<'_> {
     fn read_at(&mut self, offset: u64, out: &mut [u8]) -> std::io::Result<usize> {
         self.next = offset + out.len() as u64;
+        let at = out.as_ptr() as usize;
+        if self
+            .prefilled
+            .iter()
+            .any(|p| p.at == at && p.offset == offset && p.len == out.len())
+        {
+            return Ok(out.len());
+        }
+        // This read overwrites a packet slot: whatever was prefilled may be gone.
+        self.prefilled.clear();
         let covered = self.covers(offset, out.len());
         if !covered && out.len() >= READ_AHEAD / 2 {
             return (&mut &*self.file).read_at(offset, out);
@@ -386,22 +431,44 @@ mod tests {
             let want = data.get(off as usize..end).unwrap_or(&[]);
             assert_eq!(&out[..n], want, "at {off} len {len}");
         }
-        // Prefetched blocks, small and large, in order and after a jump back.
-        let mut ra = ReadAhead::new(&file);
-        for (off, len) in [
-            (0, 8192),
-            (8192, 8192),
-            (16_384, 8192),
-            (0, 65_464),
-            (65_464, 65_464),
-            (512, 512),
-            (1024, 512),
-        ] {
-            let mut out = vec![0u8; len];
-            let n = ra.read_at(off, &mut out).unwrap();
-            let end = (off as usize + len).min(data.len());
-            assert_eq!(&out[..n], &data[off as usize..end], "at {off} len {len}");
-            ra.prefetch(len);
+        // Windows prefilled into packet slots, as a session does between ACKs: served in
+        // place, across the end of the file, and after a slot was overwritten.
+        const H: usize = 4;
+        for blk in [512usize, 1468, 8192, 65_464] {
+            let slot = H + blk + 3;
+            let mut out = vec![0u8; slot * 4];
+            let mut ra = ReadAhead::new(&file);
+            let mut next = 0u64;
+            let window = |out: &mut [u8], ra: &mut ReadAhead<'_>, next: &mut u64| {
+                for k in 0..4 {
+                    let piece = &mut out[k * slot + H..][..blk];
+                    let n = ra.read_at(*next, piece).unwrap();
+                    let at = *next as usize;
+                    assert_eq!(
+                        &piece[..n],
+                        &data[at..(at + blk).min(data.len())],
+                        "blk {blk} at {at}"
+                    );
+                    *next += n as u64;
+                }
+            };
+            window(&mut out, &mut ra, &mut next);
+            while (next as usize) < data.len() {
+                ra.prefill(&mut out, slot, H, blk);
+                window(&mut out, &mut ra, &mut next);
+            }
+            // A slot overwritten by another block no longer counts as prefilled: prefill
+            // from the start, read block 1 into slot 0, then ask slot 0 for block 0.
+            let mut ra = ReadAhead::new(&file);
+            ra.prefill(&mut out, slot, H, blk);
+            let piece = &mut out[H..][..blk];
+            ra.read_at(blk as u64, piece).unwrap();
+            let n = ra.read_at(0, piece).unwrap();
+            assert_eq!(
+                &piece[..n],
+                &data[..blk.min(data.len())],
+                "blk {blk} overwritten slot"
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

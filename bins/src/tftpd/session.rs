@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netboot_tftp::engine::{Outcome, ReadTransfer, Stats, WriteTransfer};
-use netboot_tftp::wire::{self, ErrorCode, Repr, Request};
+use netboot_tftp::wire::{self, ErrorCode, Mode, Repr, Request};
 use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 use tokio::io::Interest;
@@ -65,8 +65,13 @@ pub(super) async fn serve(
             bytes = stats.bytes, ms, retransmits = stats.retransmits,
             outcome = %outcome.map_or("Unfinished".to_string(), |o| format!("{o:?}")), "transfer"
         ),
-        Err(e) => {
-            tracing::info!(client = %peer, kind, file = %name, ms, outcome = %e, "transfer refused")
+        Err(r) => {
+            // The session ends before its ERROR leaves: a client that asks again at once,
+            // from the same port, is a new request and not a retransmission of this one.
+            drop(guard);
+            let e = refuse(&sock, peer, r).await;
+            tracing::info!(client = %peer, kind, file = %name, ms, outcome = %e, "transfer refused");
+            return;
         }
     }
     drop(guard);
@@ -109,14 +114,14 @@ async fn serve_read(
     peer: SocketAddr,
     req: &Request<'_>,
     guard: &SessionGuard,
-) -> Result<Done, String> {
+) -> Result<Done, Refusal> {
     let rel = match resolve(ctx, req.filename) {
         Ok(rel) => rel,
-        Err(r) => return Err(refuse(sock, peer, r).await),
+        Err(r) => return Err(r),
     };
     let file = match fs::open_read(&ctx.root, &rel) {
         Ok(f) => f,
-        Err(r) => return Err(refuse(sock, peer, r).await),
+        Err(r) => return Err(r),
     };
     let mut tx = ReadTransfer::new(Instant::now(), req, file.size, &ctx.engine);
     let neg = *tx.negotiated();
@@ -153,11 +158,11 @@ async fn serve_read(
         let Some(deadline) = tx.poll_timeout() else {
             break;
         };
-        // The transfer is latency-bound: read the next window now, while the client turns
-        // this one around, so answering its ACK is a copy from memory instead of a `pread`
-        // (not before its first ACK, so a client that never answers costs no buffer).
-        if acked {
-            src.prefetch(usize::from(neg.windowsize) * usize::from(neg.blksize));
+        // The transfer is latency-bound: read the next window into the packet slots now,
+        // while the client turns this one around, so answering its ACK is only a send (not
+        // before its first ACK, so a client that never answers costs no reads).
+        if acked && req.mode == Mode::Octet {
+            src.prefill(&mut out, slot, wire::HEADER_LEN, usize::from(neg.blksize));
         }
         // When the server is nearly idle, wait for the ACK by
         // polling for a few microseconds before going to sleep in epoll (a sleep and a
@@ -206,17 +211,17 @@ async fn serve_write(
     sock: &UdpSocket,
     peer: SocketAddr,
     req: &Request<'_>,
-) -> Result<Done, String> {
+) -> Result<Done, Refusal> {
     if !ctx.allow_write {
-        return Err(refuse(sock, peer, Refusal::Access).await);
+        return Err(Refusal::Access);
     }
     let rel = match resolve(ctx, req.filename) {
         Ok(rel) => rel,
-        Err(r) => return Err(refuse(sock, peer, r).await),
+        Err(r) => return Err(r),
     };
     let mut upload = match fs::create_upload(&ctx.root, &rel, ctx.allow_overwrite) {
         Ok(u) => u,
-        Err(r) => return Err(refuse(sock, peer, r).await),
+        Err(r) => return Err(r),
     };
     let mut rx = WriteTransfer::new(Instant::now(), req, &ctx.engine);
     let neg = *rx.negotiated();
