@@ -8,7 +8,10 @@
 //!   including reaped children: nbd-server forks one per client), as CPU-seconds per GiB
 //!   served (or µs per random read). Client and servers share the machine's cores, so the
 //!   server's CPU per byte is what decides how fast a loaded boot server can go; wall-clock
-//!   also measures how much CPU the scheduler lends each server.
+//!   also measures how much CPU the scheduler lends each server;
+//! - the clients' CPU per GiB (nbdcopy, reaped children of this command), and from it the
+//!   client-bound ceiling: the rate the clients would reach on all the cores if the server
+//!   cost nothing. A server can only approach it by costing less CPU per byte.
 //!
 //! Prints medians of `--runs` runs (sequential and random) and `--storm-runs` storms, then
 //! ratios of ours against each anchor. A benchmark, not a test: numbers depend on the machine
@@ -307,7 +310,19 @@ fn launch(
 
 /// User + system CPU seconds used so far by process `pid` and its reaped children.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    proc_ticks(&format!("/proc/{pid}/stat"), 11..15)
+}
+
+/// User + system CPU seconds of this process's reaped children: the clients (nbdcopy,
+/// python3), which are waited for; the servers are reaped only at the end.
+fn client_cpu_secs() -> f64 {
+    proc_ticks("/proc/self/stat", 13..15)
+}
+
+/// Sum of the clock-tick fields `fields` (counted from the state) of a `stat` file, in
+/// seconds.
+fn proc_ticks(path: &str, fields: std::ops::Range<usize>) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the parenthesised command name: utime, stime, cutime, cstime are fields
     // 14 to 17, i.e. 11 to 14 counting from the state (field 3).
     let rest = stat.rsplit_once(')').map_or("", |x| x.1);
@@ -315,7 +330,7 @@ fn cpu_secs(pid: u32) -> f64 {
         .split_whitespace()
         .map(|x| x.parse().unwrap_or(0.0))
         .collect();
-    let ticks: f64 = (11..15).map(|i| f.get(i).copied().unwrap_or(0.0)).sum();
+    let ticks: f64 = fields.map(|i| f.get(i).copied().unwrap_or(0.0)).sum();
     ticks / 100.0
 }
 
@@ -331,15 +346,18 @@ fn run_ok(cmd: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A measurement: work done (MiB or requests) per second and server CPU per unit of work.
+/// A measurement: work done (MiB or requests) per second, and server and client CPU per
+/// unit of work.
 struct Sample {
     rate: f64,
     cpu_per_unit: f64,
+    client_cpu_per_unit: f64,
 }
 
 /// Runs `f` (which returns the work done, None on failure) and charges the server's CPU.
 fn measure(server: &Server, f: impl FnOnce() -> Option<f64>) -> Option<Sample> {
     let c0 = cpu_secs(server.pid);
+    let k0 = client_cpu_secs();
     let t = Instant::now();
     let work = f()?;
     let secs = t.elapsed().as_secs_f64();
@@ -351,6 +369,7 @@ fn measure(server: &Server, f: impl FnOnce() -> Option<f64>) -> Option<Sample> {
     Some(Sample {
         rate: work / secs,
         cpu_per_unit: cpu / work,
+        client_cpu_per_unit: (client_cpu_secs() - k0) / work,
     })
 }
 
@@ -482,6 +501,9 @@ struct Row {
     storm_cpu: f64,
     rand: f64,
     rand_cpu: f64,
+    /// Client CPU-s per GiB (all the nbdcopy processes together).
+    seq_client: f64,
+    storm_client: f64,
 }
 
 fn main() {
@@ -513,28 +535,42 @@ fn main() {
             .enumerate()
             .filter_map(|(k, name)| launch(name, transport, &dir, k, &imgs, &o))
             .collect();
-        type Samples = [Vec<f64>; 6];
+        type Samples = [Vec<f64>; 8];
         let mut samples: Vec<Samples> = live.iter().map(|_| Default::default()).collect();
         for run in 0..o.runs.max(o.storm_runs) {
-            for (s, [seq, seq_cpu, st, st_cpu, rnd, rnd_cpu]) in live.iter().zip(samples.iter_mut())
+            for (s, [seq, seq_cpu, st, st_cpu, rnd, rnd_cpu, seq_cl, st_cl]) in
+                live.iter().zip(samples.iter_mut())
             {
-                let push = |x: Option<Sample>, r: &mut Vec<f64>, c: &mut Vec<f64>| {
-                    if let Some(x) = x {
-                        r.push(x.rate);
-                        c.push(x.cpu_per_unit);
-                    }
-                };
+                let push =
+                    |x: Option<Sample>, r: &mut Vec<f64>, c: &mut Vec<f64>, k: &mut Vec<f64>| {
+                        if let Some(x) = x {
+                            r.push(x.rate);
+                            c.push(x.cpu_per_unit);
+                            k.push(x.client_cpu_per_unit);
+                        }
+                    };
                 if run < o.runs {
-                    push(measure(s, || sequential(s, o.size_mib)), seq, seq_cpu);
+                    push(
+                        measure(s, || sequential(s, o.size_mib)),
+                        seq,
+                        seq_cpu,
+                        seq_cl,
+                    );
                     let rr = measure(s, || random_reads(s, size, o.random_reqs));
-                    push(rr, rnd, rnd_cpu);
+                    push(rr, rnd, rnd_cpu, &mut Vec::new());
                 }
                 if run < o.storm_runs {
-                    push(measure(s, || storm(s, o.size_mib, o.storm)), st, st_cpu);
+                    push(
+                        measure(s, || storm(s, o.size_mib, o.storm)),
+                        st,
+                        st_cpu,
+                        st_cl,
+                    );
                 }
             }
         }
-        for (s, [seq, seq_cpu, st, st_cpu, rnd, rnd_cpu]) in live.iter().zip(samples) {
+        for (s, [seq, seq_cpu, st, st_cpu, rnd, rnd_cpu, seq_cl, st_cl]) in live.iter().zip(samples)
+        {
             let row = Row {
                 name: s.name,
                 transport: transport.clone(),
@@ -544,6 +580,8 @@ fn main() {
                 storm_cpu: median(st_cpu) * 1024.0,
                 rand: median(rnd),
                 rand_cpu: median(rnd_cpu) * 1e6,
+                seq_client: median(seq_cl) * 1024.0,
+                storm_client: median(st_cl) * 1024.0,
             };
             println!(
                 "{:<18} {:<4} seq {:>5.0} MiB/s {:>5.2} CPU-s/GiB | storm {:>5.0} MiB/s {:>5.2} \
@@ -581,6 +619,31 @@ fn main() {
                 }
             }
         }
+    }
+    // What no server can beat here: the clients share the machine's CPUs with the server,
+    // so with a server that cost nothing they could at best spend all of them.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "\nclient CPU-s/GiB (nbdcopy, all processes) and the client-bound ceiling = {cores} CPUs ÷ \
+         client CPU per MiB (the rate if the server cost nothing), ÷ nbdkit memory's rate:"
+    );
+    for r in &table {
+        let base = table
+            .iter()
+            .find(|b| b.name == "nbdkit memory" && b.transport == r.transport);
+        let ceiling = |client: f64| cores * 1024.0 / client;
+        let vs = |c: f64, b: Option<f64>| b.map_or(String::new(), |b| format!(" ({:.2}x)", c / b));
+        println!(
+            "{:<18} {:<4} seq client {:>5.2} ceiling {:>6.0} MiB/s{} | storm client {:>5.2} ceiling {:>6.0} MiB/s{}",
+            r.name,
+            r.transport,
+            r.seq_client,
+            ceiling(r.seq_client),
+            vs(ceiling(r.seq_client), base.map(|b| b.seq)),
+            r.storm_client,
+            ceiling(r.storm_client),
+            vs(ceiling(r.storm_client), base.map(|b| b.storm)),
+        );
     }
     drop(table);
     let _ = std::fs::remove_dir_all(&dir);
