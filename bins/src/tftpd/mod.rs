@@ -1,9 +1,11 @@
 //! The TFTP server (`netboot-tftpd`, and `[tftp]` in `netbootd`): a read-mostly TFTP server
 //! for network boot, built on `netboot-tftp`.
 //!
-//! One event loop (tokio; single-threaded unless `--threads` says otherwise): listening
-//! sockets hand each request to a session task with its own port; no thread or process per
-//! transfer. Hard
+//! One single-threaded event loop per CPU (`--threads`): listening sockets hand each request
+//! to a session task with its own port, round robin over the loops; no thread or process per
+//! transfer. While at most two transfers run, a session polls for its next ACK for up to
+//! `--busy-poll-us` before it sleeps, backing off when polls miss. A window is read straight
+//! into its packet slots while the client turns the last one around. Hard
 //! caps bound sessions in total and per client address, the window in bytes and the time
 //! per transfer, so a flood of requests costs bounded memory. Files are confined to
 //! `--root` by `openat2(RESOLVE_BENEATH)`; uploads only with `--allow-write`.
