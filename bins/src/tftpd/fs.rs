@@ -216,6 +216,15 @@ impl<'f> ReadAhead<'f> {
     /// retransmission), the prefilled blocks are forgotten and read again. Only octet-mode
     /// offsets map to blocks this way. Errors are left for the real read.
     pub fn prefill(&mut self, out: &mut [u8], slot: usize, header: usize, blksize: usize) {
+        // Already there (the datagram that woke us was not the ACK): no second read.
+        let first = out.get(header..).map(|d| d.as_ptr() as usize);
+        if self
+            .prefilled
+            .first()
+            .is_some_and(|p| Some(p.at) == first && p.offset == self.next && p.len == blksize)
+        {
+            return;
+        }
         self.prefilled.clear();
         if blksize == 0 || self.next >= self.file.size {
             return;

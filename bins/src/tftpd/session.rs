@@ -115,14 +115,8 @@ async fn serve_read(
     req: &Request<'_>,
     guard: &SessionGuard,
 ) -> Result<Done, Refusal> {
-    let rel = match resolve(ctx, req.filename) {
-        Ok(rel) => rel,
-        Err(r) => return Err(r),
-    };
-    let file = match fs::open_read(&ctx.root, &rel) {
-        Ok(f) => f,
-        Err(r) => return Err(r),
-    };
+    let rel = resolve(ctx, req.filename)?;
+    let file = fs::open_read(&ctx.root, &rel)?;
     let mut tx = ReadTransfer::new(Instant::now(), req, file.size, &ctx.engine);
     let neg = *tx.negotiated();
     let slot = tx.max_datagram_len().max(512);
@@ -215,14 +209,8 @@ async fn serve_write(
     if !ctx.allow_write {
         return Err(Refusal::Access);
     }
-    let rel = match resolve(ctx, req.filename) {
-        Ok(rel) => rel,
-        Err(r) => return Err(r),
-    };
-    let mut upload = match fs::create_upload(&ctx.root, &rel, ctx.allow_overwrite) {
-        Ok(u) => u,
-        Err(r) => return Err(r),
-    };
+    let rel = resolve(ctx, req.filename)?;
+    let mut upload = fs::create_upload(&ctx.root, &rel, ctx.allow_overwrite)?;
     let mut rx = WriteTransfer::new(Instant::now(), req, &ctx.engine);
     let neg = *rx.negotiated();
     let mut out = [0u8; 512];
