@@ -248,3 +248,78 @@ fn nbdinfo_nbdcopy_qemu_over_tcp() {
     assert!(log.contains("connection closed"), "{log}");
     assert!(log.contains("export=root"), "{log}");
 }
+
+/// The congestion control of accepted connections (`--tcp-congestion`), read back with `ss`
+/// while a client holds its connection open, in a namespace whose default is `reno`: the
+/// default gives `cubic`, `system` keeps `reno`, a name the kernel lacks stops the start.
+#[test]
+fn tcp_congestion_of_accepted_connections() {
+    require_tool("ss");
+    require_tool("python3");
+    let dir = Scratch::new("nbdcc");
+    std::fs::write(dir.path("img"), image(1 << 20)).unwrap();
+    let export = format!("root={}", file_str(&dir.path("img")));
+    let ns = netboot_testkit::Netns::new("nbdcc");
+    ok(
+        &ns.run("sysctl", ["-w", "net.ipv4.tcp_congestion_control=reno"], T),
+        "sysctl",
+    );
+    // Connects, reads the greeting, prints, then holds the connection until stdin closes.
+    let hold = "import socket,sys\ns=socket.create_connection(('127.0.0.1',10809))\n\
+                assert len(s.recv(18))>0\nprint('up',flush=True)\nsys.stdin.read()";
+    for (flag, want) in [(None, "cubic"), (Some("system"), "reno")] {
+        let mut args = vec!["--listen", "127.0.0.1:10809", "--export", &export];
+        if let Some(f) = flag {
+            args.extend(["--tcp-congestion", f]);
+        }
+        let server = ns.spawn(BIN, &args);
+        ns.wait_for_port(Proto::Tcp, 10809, T).unwrap();
+        let mut client = ns.command("python3");
+        let mut client = client
+            .args(["-c", hold])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(client.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "up", "client did not connect ({flag:?})");
+        let ss = ok(
+            &ns.run(
+                "ss",
+                ["-tinH", "state", "established", "( sport = :10809 )"],
+                T,
+            ),
+            "ss",
+        );
+        drop(client.stdin.take());
+        let _ = client.wait();
+        server.kill();
+        let algos: Vec<&str> = ["cubic", "reno", "bbr"]
+            .into_iter()
+            .filter(|a| ss.split_whitespace().any(|w| w == *a))
+            .collect();
+        assert_eq!(algos, [want], "--tcp-congestion {flag:?}: {ss}");
+    }
+    let refused = ns.run(
+        BIN,
+        [
+            "--listen",
+            "127.0.0.1:10809",
+            "--tcp-congestion",
+            "no-such-algorithm",
+            "--export",
+            &export,
+        ],
+        T,
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("tcp-congestion \"no-such-algorithm\""),
+        "{err}"
+    );
+}
