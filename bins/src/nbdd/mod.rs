@@ -13,6 +13,7 @@
 
 mod conn;
 mod export;
+mod ram;
 
 use anyhow::{Context, bail};
 use clap::Parser;
