@@ -5,9 +5,10 @@
 //! systemd-style socket activation (`LISTEN_FDS`/`LISTEN_PID`), or serves one client on
 //! stdin/stdout (`--stdio`, inetd style; also how libnbd's `connect_command` and fuzzers run it).
 //!
-//! Replies: sockets get header and data in one `sendmsg`, many replies per call; file exports
-//! send large reads with `sendfile` from the page cache (the header first, marked MSG_MORE);
-//! RAM exports send straight from the one shared copy. TLS (STARTTLS, rustls) is optional or
+//! Replies: sockets get header and data in one `sendmsg`, many replies per call; large reads
+//! go out with `sendfile` (the header first, marked MSG_MORE) from the page cache of a file
+//! export or from the sealed memfd of a RAM export ([`ram`]), whose small reads are sent
+//! straight from its mapping. TLS (STARTTLS, rustls) is optional or
 //! required, with client certificates if a CA is given; TLS and stdio streams get buffered
 //! vectored writes. [`run_reloadable`] takes new settings while serving (netbootd's SIGHUP).
 
