@@ -323,3 +323,50 @@ fn tcp_congestion_of_accepted_connections() {
         "{err}"
     );
 }
+
+/// A Unix-socket connection gets a send buffer that holds whole READ replies (1 MiB asked,
+/// doubled by the kernel), read back with `ss` while a client holds the connection.
+#[test]
+fn unix_connections_get_a_wide_send_buffer() {
+    require_tool("ss");
+    require_tool("python3");
+    let dir = Scratch::new("nbdsndbuf");
+    std::fs::write(dir.path("img"), image(1 << 20)).unwrap();
+    let sock = file_str(&dir.path("s.sock"));
+    let export = format!("root={}", file_str(&dir.path("img")));
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["--unix", &sock, "--export", &export]);
+    let _server = Background::spawn(cmd);
+    let hold = format!(
+        "import socket,sys,time\nfor i in range(500):\n    try:\n        s=socket.socket(socket.AF_UNIX)\n        \
+         s.connect('{sock}')\n        break\n    except OSError:\n        time.sleep(0.02)\n\
+         assert len(s.recv(18))>0\nprint('up',flush=True)\nsys.stdin.read()"
+    );
+    let mut client = std::process::Command::new("python3")
+        .args(["-c", &hold])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(client.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "up", "client did not connect");
+    let out = netboot_testkit::run_with_timeout(
+        std::process::Command::new("ss").args(["-xmH", "src", &sock]),
+        T,
+    )
+    .unwrap();
+    drop(client.stdin.take());
+    let _ = client.wait();
+    let ss = ok(&out, "ss");
+    let tb: u64 = ss
+        .split(|c| c == ',' || c == '(')
+        .find_map(|f| f.strip_prefix("tb"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no send buffer in {ss}"));
+    assert!(tb >= 2 << 20, "send buffer {tb}: {ss}");
+}
