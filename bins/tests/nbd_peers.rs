@@ -364,7 +364,7 @@ fn unix_connections_get_a_wide_send_buffer() {
     let _ = client.wait();
     let ss = ok(&out, "ss");
     let tb: u64 = ss
-        .split(|c| c == ',' || c == '(')
+        .split([',', '('])
         .find_map(|f| f.strip_prefix("tb"))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no send buffer in {ss}"));
