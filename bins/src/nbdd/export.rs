@@ -609,4 +609,35 @@ mod tests {
         assert!(matches!(&got, Payload::Owned(v) if v[..] == [7; 4096]));
         let _ = std::fs::remove_file(&path);
     }
+
+    /// A RAM image: large reads on a socket that takes `sendfile` name the sealed memfd,
+    /// everything else is a slice of the mapping; both carry the image's bytes.
+    #[test]
+    fn ram_reads_sendfile_large_and_slice_small() {
+        use std::os::unix::fs::FileExt;
+        let v: Vec<u8> = (0..(256u32 << 10)).map(|i| (i % 251) as u8).collect();
+        let e = ServedExport {
+            export: Export::read_only("r", v.len() as u64),
+            backing: Backing::Ram(ram(&v)),
+            cow: false,
+        };
+        let s = Storage::open(&e, 0);
+        let big = SENDFILE_MIN + 100;
+        match s.read(1000, big, true, Vec::new()).unwrap() {
+            Payload::File { file, offset, len } => {
+                assert_eq!((offset, len as u64), (1000, big));
+                let mut got = vec![0; len];
+                file.read_exact_at(&mut got, offset).unwrap();
+                assert_eq!(got, v[1000..1000 + len]);
+            }
+            _ => panic!("a large read on a sendfile socket should name the memfd"),
+        }
+        for (len, sendfile) in [(big, false), (SENDFILE_MIN - 1, true), (10, true)] {
+            let got = s.read(77, len, sendfile, Vec::new()).unwrap();
+            assert!(
+                matches!(&got, Payload::Shared(b) if b[..] == v[77..77 + len as usize]),
+                "len {len} sendfile {sendfile}"
+            );
+        }
+    }
 }
