@@ -15,8 +15,9 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone)]
 pub enum Backing {
     /// A file read (and with `rw` written) with pread/pwrite, large reads sent with
-    /// `sendfile` straight from the page cache. pread rather than mmap: mapping needs `unsafe`
-    /// (forbidden here), and the page cache already shares the bytes.
+    /// `sendfile` straight from the page cache. pread rather than mmap: a file that others may
+    /// truncate or rewrite cannot be mapped soundly (SIGBUS, bytes changing under a reply),
+    /// and the page cache already shares the bytes.
     File { file: Arc<File>, writable: bool },
     /// An image loaded once at start into sealed, mapped memory that every connection reads:
     /// small READs go out with `writev` straight from the mapping, large ones with `sendfile`

@@ -8,9 +8,9 @@
 //! Replies: sockets get header and data in one `sendmsg`, many replies per call; large reads
 //! go out with `sendfile` (the header first, marked MSG_MORE) from the page cache of a file
 //! export or from the sealed memfd of a RAM export ([`ram`]), whose small reads are sent
-//! straight from its mapping. TLS (STARTTLS, rustls) is optional or
-//! required, with client certificates if a CA is given; TLS and stdio streams get buffered
-//! vectored writes. [`run_reloadable`] takes new settings while serving (netbootd's SIGHUP).
+//! straight from its mapping. TLS (STARTTLS, rustls) is optional or required, with client
+//! certificates if a CA is given; TLS and stdio streams get buffered vectored writes.
+//! [`run_reloadable`] takes new settings while serving (netbootd's SIGHUP).
 
 mod conn;
 mod export;
