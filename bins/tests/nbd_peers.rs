@@ -249,6 +249,37 @@ fn nbdinfo_nbdcopy_qemu_over_tcp() {
     assert!(log.contains("export=root"), "{log}");
 }
 
+/// Runs `look` (an `ss` query) while a Python client holds an NBD connection open: `python`
+/// runs `connect` (code that leaves a connected socket in `s`), reads the greeting, then
+/// waits until its stdin closes. Returns `look`'s output, which must have succeeded.
+fn while_connected(
+    mut python: std::process::Command,
+    connect: &str,
+    look: impl FnOnce() -> Output,
+) -> String {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let script = format!(
+        "import socket,sys,time\n{connect}\nassert len(s.recv(18))>0\n\
+         print('up',flush=True)\nsys.stdin.read()"
+    );
+    let mut client = python
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(client.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "up", "client did not connect");
+    let out = look();
+    drop(client.stdin.take());
+    let _ = client.wait();
+    ok(&out, "ss")
+}
+
 /// The congestion control of accepted connections (`--tcp-congestion`), read back with `ss`
 /// while a client holds its connection open, in a namespace whose default is `reno`: the
 /// default gives `cubic`, `system` keeps `reno`, a name the kernel lacks stops the start.
@@ -264,9 +295,6 @@ fn tcp_congestion_of_accepted_connections() {
         &ns.run("sysctl", ["-w", "net.ipv4.tcp_congestion_control=reno"], T),
         "sysctl",
     );
-    // Connects, reads the greeting, prints, then holds the connection until stdin closes.
-    let hold = "import socket,sys\ns=socket.create_connection(('127.0.0.1',10809))\n\
-                assert len(s.recv(18))>0\nprint('up',flush=True)\nsys.stdin.read()";
     for (flag, want) in [(None, "cubic"), (Some("system"), "reno")] {
         let mut args = vec!["--listen", "127.0.0.1:10809", "--export", &export];
         if let Some(f) = flag {
@@ -274,30 +302,17 @@ fn tcp_congestion_of_accepted_connections() {
         }
         let server = ns.spawn(BIN, &args);
         ns.wait_for_port(Proto::Tcp, 10809, T).unwrap();
-        let mut client = ns.command("python3");
-        let mut client = client
-            .args(["-c", hold])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(client.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "up", "client did not connect ({flag:?})");
-        let ss = ok(
-            &ns.run(
-                "ss",
-                ["-tinH", "state", "established", "( sport = :10809 )"],
-                T,
-            ),
-            "ss",
+        let ss = while_connected(
+            ns.command("python3"),
+            "s=socket.create_connection(('127.0.0.1',10809))",
+            || {
+                ns.run(
+                    "ss",
+                    ["-tinH", "state", "established", "( sport = :10809 )"],
+                    T,
+                )
+            },
         );
-        drop(client.stdin.take());
-        let _ = client.wait();
         server.kill();
         let algos: Vec<&str> = ["cubic", "reno", "bbr"]
             .into_iter()
@@ -337,32 +352,18 @@ fn unix_connections_get_a_wide_send_buffer() {
     let mut cmd = std::process::Command::new(BIN);
     cmd.args(["--unix", &sock, "--export", &export]);
     let _server = Background::spawn(cmd);
-    let hold = format!(
-        "import socket,sys,time\nfor i in range(500):\n    try:\n        s=socket.socket(socket.AF_UNIX)\n        \
-         s.connect('{sock}')\n        break\n    except OSError:\n        time.sleep(0.02)\n\
-         assert len(s.recv(18))>0\nprint('up',flush=True)\nsys.stdin.read()"
+    // The server may still be binding: retry the connect for up to 10 s.
+    let connect = format!(
+        "for i in range(500):\n    try:\n        s=socket.socket(socket.AF_UNIX)\n        \
+         s.connect('{sock}')\n        break\n    except OSError:\n        time.sleep(0.02)"
     );
-    let mut client = std::process::Command::new("python3")
-        .args(["-c", &hold])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(client.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "up", "client did not connect");
-    let out = netboot_testkit::run_with_timeout(
-        std::process::Command::new("ss").args(["-xmH", "src", &sock]),
-        T,
-    )
-    .unwrap();
-    drop(client.stdin.take());
-    let _ = client.wait();
-    let ss = ok(&out, "ss");
+    let ss = while_connected(std::process::Command::new("python3"), &connect, || {
+        netboot_testkit::run_with_timeout(
+            std::process::Command::new("ss").args(["-xmH", "src", &sock]),
+            T,
+        )
+        .unwrap()
+    });
     let tb: u64 = ss
         .split([',', '('])
         .find_map(|f| f.strip_prefix("tb"))
